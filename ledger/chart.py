@@ -1,0 +1,156 @@
+"""The chart of accounts file (JSON, or YAML) read into assets and accounts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ledger.entries import field_path
+from ledger.errors import InputError
+from ledger.model import (
+    ACCOUNT_CODE,
+    ASSET_CODE,
+    CUSTOMER_ID,
+    MAX_SCALE,
+    POOL_PURPOSES,
+    ROLE_POOLS,
+    Account,
+    Asset,
+    AssetKind,
+    Location,
+    Pool,
+    Purpose,
+    Role,
+)
+
+MAX_CHART_BYTES = 50_000_000
+
+
+class _AssetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: Annotated[str, Field(pattern=ASSET_CODE.pattern)]
+    kind: AssetKind
+    scale: Annotated[int, Field(ge=0, le=MAX_SCALE, strict=True)]
+    chain: Annotated[str | None, Field(max_length=50)] = None
+    contract: Annotated[str | None, Field(max_length=200)] = None
+
+
+class _AccountIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: Annotated[str, Field(pattern=ACCOUNT_CODE.pattern)]
+    asset: Annotated[str, Field(pattern=ASSET_CODE.pattern)]
+    pool: Pool
+    role: Role
+    location: Location | None = None
+    purpose: Purpose | None = None
+    customer: Annotated[str | None, Field(pattern=CUSTOMER_ID.pattern)] = None
+    external: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> _AccountIn:
+        if self.pool not in ROLE_POOLS[self.role]:
+            raise ValueError(f"a {self.role.value} account cannot be in the {self.pool.value} pool")
+        if self.role is Role.CUSTODY:
+            if self.location is None:
+                raise ValueError("a custody account needs a location")
+            if self.purpose is None:
+                self.purpose = Purpose.SEGREGATED if self.pool is Pool.CUSTOMER else Purpose.OPERATING
+            if self.purpose not in POOL_PURPOSES[self.pool]:
+                raise ValueError(
+                    f"purpose {self.purpose.value} does not belong to the {self.pool.value} pool"
+                )
+        elif self.location is not None or self.purpose is not None:
+            raise ValueError("only custody accounts have a location and a purpose")
+        if self.role is Role.CUSTOMER_LIABILITY and self.customer is None:
+            raise ValueError("a customer_liability account names its customer")
+        return self
+
+
+class _ChartIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    assets: list[_AssetIn] = Field(default_factory=list)
+    accounts: list[_AccountIn] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Chart:
+    assets: tuple[Asset, ...]
+    accounts: tuple[Account, ...]
+    # 1-based line in the file where each asset / account code first appears, for errors.
+    lines: dict[str, int]
+
+
+def _line_of(text: str, needle: str) -> int | None:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if needle in line:
+            return number
+    return None
+
+
+def parse_chart(text: str, source: str) -> Chart:
+    if len(text) > MAX_CHART_BYTES:
+        raise InputError(f"chart is larger than {MAX_CHART_BYTES} bytes", source=source)
+    raw = _load(text, source)
+    try:
+        parsed = _ChartIn.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        loc = first["loc"]
+        line = None
+        if len(loc) >= 2 and isinstance(loc[1], int) and isinstance(raw, dict):
+            items = raw.get(str(loc[0])) or []
+            if isinstance(items, list) and loc[1] < len(items) and isinstance(items[loc[1]], dict):
+                code = items[loc[1]].get("code")
+                line = _line_of(text, f'"{code}"') or _line_of(text, str(code)) if code else None
+        message = first["msg"].removeprefix("Value error, ")
+        raise InputError(message, source=source, line=line, field=field_path(loc)) from None
+    assets = tuple(Asset(a.code, a.kind, a.scale, a.chain, a.contract) for a in parsed.assets)
+    accounts = tuple(
+        Account(a.code, a.asset, a.pool, a.role, a.location, a.purpose, a.customer, a.external)
+        for a in parsed.accounts
+    )
+    lines = {}
+    for code in [a.code for a in assets] + [a.code for a in accounts]:
+        found = _line_of(text, f'"{code}"') or _line_of(text, code)
+        if found is not None:
+            lines.setdefault(code, found)
+    return Chart(assets, accounts, lines)
+
+
+def _load(text: str, source: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as json_error:
+        if text.lstrip().startswith(("{", "[")):
+            raise InputError(f"malformed JSON: {json_error.msg}", source=source,
+                             line=json_error.lineno) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise InputError(f"malformed YAML: {getattr(error, 'problem', error)}", source=source,
+                         line=line) from None
+
+
+def check_chart(chart: Chart, source: str) -> None:
+    """Inside one file: no code twice with different definitions, accounts on known assets."""
+    assets: dict[str, Asset] = {}
+    for asset in chart.assets:
+        if asset.code in assets and assets[asset.code] != asset:
+            raise InputError(f"asset {asset.code} is defined twice, differently", source=source,
+                             line=chart.lines.get(asset.code), field="assets")
+        assets[asset.code] = asset
+    accounts: dict[str, Account] = {}
+    for account in chart.accounts:
+        if account.code in accounts and accounts[account.code] != account:
+            raise InputError(f"account {account.code} is defined twice, differently",
+                             source=source, line=chart.lines.get(account.code), field="accounts")
+        accounts[account.code] = account

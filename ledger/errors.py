@@ -1,0 +1,56 @@
+"""Errors a user can cause are values with a message; assertion failures are bugs."""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Base of every error segledger reports to a user."""
+
+
+class InputError(LedgerError):
+    """Bad input: the command exits 2 and nothing was written.
+
+    `source` is the file (or "-" for stdin), `line` the 1-based line number when known,
+    `field` the dotted path of the offending field when known.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        source: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.source = source
+        self.line = line
+        self.field = field
+        super().__init__(self.render())
+
+    def located(
+        self, *, source: str | None = None, line: int | None = None, field: str | None = None
+    ) -> InputError:
+        """The same error with the location filled in where it was still unknown."""
+        return InputError(
+            self.reason,
+            source=self.source or source,
+            line=self.line or line,
+            field=self.field or field,
+        )
+
+    def render(self) -> str:
+        where = ""
+        if self.source is not None:
+            where = self.source
+            if self.line is not None:
+                where += f":{self.line}"
+            where += ": "
+        elif self.line is not None:
+            where = f"line {self.line}: "
+        field = f"{self.field}: " if self.field else ""
+        return f"{where}{field}{self.reason}"
+
+
+class EnvironmentFailure(LedgerError):
+    """The environment failed (database unreachable, …): exit 3, nothing half-written."""

@@ -1,0 +1,57 @@
+"""Exact amounts: integers in minor units inside, `Decimal` only at the edges, never float."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from ledger.errors import InputError
+
+# NUMERIC(78,0) holds any uint256, so 18-decimal tokens fit on PostgreSQL.
+POSTGRES_MAX_MINOR = 10**78 - 1
+# SQLite stores a signed 64-bit integer; anything larger would silently become a REAL.
+SQLITE_MAX_MINOR = 2**63 - 1
+# Longest decimal text we accept for one amount: a limit on everything, even digits.
+MAX_AMOUNT_CHARS = 100
+
+
+def parse_amount(text: object, scale: int, *, allow_zero: bool = False) -> int:
+    """Parse a decimal amount in asset units into minor units.
+
+    Accepts a JSON string ("0.5") or a JSON integer (5). Floats are refused: 0.1 as a binary
+    float is not 0.1, and a ledger must never guess.
+    """
+    if isinstance(text, bool) or not isinstance(text, (str, int)):
+        raise InputError(
+            f"amount must be a decimal string such as \"0.5\", not {type(text).__name__}"
+        )
+    raw = str(text).strip()
+    if not raw or len(raw) > MAX_AMOUNT_CHARS:
+        raise InputError(f"amount {raw[:40]!r} is empty or too long")
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise InputError(f"amount {raw!r} is not a decimal number") from None
+    if not value.is_finite():
+        raise InputError(f"amount {raw!r} is not a finite number")
+    exponent = value.normalize().as_tuple().exponent
+    assert isinstance(exponent, int)
+    decimals = max(0, -exponent)
+    if decimals > scale:
+        raise InputError(f"amount {raw} has {decimals} decimals, the asset allows {scale}")
+    minor = int(value.scaleb(scale))
+    if minor < 0 or (minor == 0 and not allow_zero):
+        raise InputError(f"amount {raw} must be greater than zero")
+    return minor
+
+
+def format_amount(minor: int, scale: int) -> str:
+    """Minor units as a decimal string with exactly `scale` decimals ("0.50000000")."""
+    sign = "-" if minor < 0 else ""
+    digits = str(abs(minor)).rjust(scale + 1, "0")
+    if scale == 0:
+        return f"{sign}{digits}"
+    return f"{sign}{digits[:-scale]}.{digits[-scale:]}"
+
+
+def to_decimal(minor: int, scale: int) -> Decimal:
+    return Decimal(minor).scaleb(-scale)

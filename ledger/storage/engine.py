@@ -1,0 +1,99 @@
+"""Engines for both dialects, and the schema upgrade that `segledger init` runs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from ledger.errors import EnvironmentFailure, InputError
+
+DEFAULT_URL = "sqlite:///segledger.db"
+SQLITE_BUSY_TIMEOUT_S = 60
+POSTGRES_CONNECT_TIMEOUT_S = 10
+
+
+def resolve_url(url: str | None) -> str:
+    """--db, else SEGLEDGER_DATABASE_URL, else the embedded SQLite file (CONTRACT.md)."""
+    return url or os.environ.get("SEGLEDGER_DATABASE_URL") or DEFAULT_URL
+
+
+def normalize_url(url: str) -> str:
+    """postgresql:// and postgresql+psycopg:// both mean psycopg 3."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise InputError(f"not a database URL: {url!r}", field="--db") from None
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif parsed.drivername not in ("sqlite", "sqlite+pysqlite"):
+        raise InputError(
+            f"unsupported database {parsed.drivername!r}: use sqlite:/// or postgresql://",
+            field="--db",
+        )
+    return parsed.render_as_string(hide_password=False)
+
+
+def make_engine(url: str | None = None) -> Engine:
+    target = normalize_url(resolve_url(url))
+    if target.startswith("sqlite"):
+        return _sqlite_engine(target)
+    return create_engine(
+        target,
+        connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S},
+        pool_pre_ping=True,
+    )
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transactions into our own hands: pysqlite's implicit BEGIN is DEFERRED, and
+        # two deferred writers that both read first deadlock on the upgrade to a write lock.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # One writer at a time, decided at BEGIN: batches serialize instead of failing.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _alembic_config() -> Config:
+    import migrations
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).resolve().parent))
+    return config
+
+
+def upgrade(engine: Engine) -> None:
+    config = _alembic_config()
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except OperationalError as error:
+        raise EnvironmentFailure(f"database unreachable: {error.orig}") from None
+
+
+def schema_is_current(engine: Engine) -> bool:
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision() == head

@@ -1,0 +1,138 @@
+"""`verify`: the invariants checked again from what is stored, on the reading side.
+
+The write path checks an entry before it is written; this reads everything back and checks
+it again, so a row changed behind the ledger's back (or a bug on the write path) shows up.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, func, select
+
+from ledger.storage.rows import account_from_row, load_assets
+from ledger.storage.schema import accounts, balances, coverage, entries, postings
+
+HASH_CHAIN_STATUS = "not recorded yet: entries carry no hashes until the tamper-evidence work"
+
+
+@dataclass(frozen=True)
+class Problem:
+    check: str
+    subject: str
+    detail: str
+
+
+@dataclass
+class VerifyReport:
+    entries_checked: int = 0
+    postings_checked: int = 0
+    accounts_checked: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    hash_chain: str = HASH_CHAIN_STATUS
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify(connection: Connection) -> VerifyReport:
+    report = VerifyReport()
+    report.entries_checked = connection.execute(select(func.count()).select_from(entries)).scalar_one()
+    report.postings_checked = connection.execute(
+        select(func.count()).select_from(postings)).scalar_one()
+    _check_entries_balanced(connection, report)
+    _check_posting_assets(connection, report)
+    _check_reversals(connection, report)
+    _check_balances_and_coverage(connection, report)
+    return report
+
+
+def _check_entries_balanced(connection: Connection, report: VerifyReport) -> None:
+    unbalanced = connection.execute(
+        select(entries.c.key, postings.c.asset, func.sum(postings.c.amount_minor).label("total"))
+        .join(postings, postings.c.entry_id == entries.c.id)
+        .group_by(entries.c.id, entries.c.key, postings.c.asset)
+        .having(func.sum(postings.c.amount_minor) != 0)
+        .order_by(entries.c.id))
+    for row in unbalanced:
+        report.problems.append(Problem(
+            "entry_balanced", row.key,
+            f"postings in {row.asset} sum to {int(row.total)} minor units, not zero"))
+    counts = (select(postings.c.entry_id, func.count().label("n"))
+              .group_by(postings.c.entry_id).subquery())
+    short = connection.execute(
+        select(entries.c.key, func.coalesce(counts.c.n, 0).label("n"))
+        .outerjoin(counts, counts.c.entry_id == entries.c.id)
+        .where(func.coalesce(counts.c.n, 0) < 2).order_by(entries.c.id))
+    for row in short:
+        report.problems.append(Problem(
+            "entry_postings", row.key, f"has {row.n} postings; an entry needs at least two"))
+
+
+def _check_posting_assets(connection: Connection, report: VerifyReport) -> None:
+    mismatched = connection.execute(
+        select(entries.c.key, postings.c.asset, accounts.c.code, accounts.c.asset.label("acct"))
+        .join(postings, postings.c.entry_id == entries.c.id)
+        .join(accounts, accounts.c.id == postings.c.account_id)
+        .where(accounts.c.asset != postings.c.asset))
+    for row in mismatched:
+        report.problems.append(Problem(
+            "posting_asset", row.key, f"posting in {row.asset} on {row.code}, a {row.acct} account"))
+
+
+def _check_reversals(connection: Connection, report: VerifyReport) -> None:
+    """A reversal's postings are the mirror of its original's, account by account."""
+    reversal_pairs = list(connection.execute(
+        select(entries.c.id, entries.c.key, entries.c.reverses_id)
+        .where(entries.c.reverses_id.is_not(None))))
+    for row in reversal_pairs:
+        totals: dict[int, int] = defaultdict(int)
+        # Mirror: per account, the reversal's postings cancel the original's exactly.
+        for entry_id in (row.id, row.reverses_id):
+            for account_id, amount in connection.execute(
+                select(postings.c.account_id, func.sum(postings.c.amount_minor))
+                .where(postings.c.entry_id == entry_id).group_by(postings.c.account_id)
+            ).all():
+                totals[account_id] += int(amount)
+        if any(totals.values()):
+            report.problems.append(Problem(
+                "reversal_mirror", row.key, "postings are not the mirror of the reversed entry"))
+
+
+def _check_balances_and_coverage(connection: Connection, report: VerifyReport) -> None:
+    sums = (select(postings.c.account_id, func.sum(postings.c.amount_minor).label("total"),
+                   func.count().label("n"))
+            .group_by(postings.c.account_id).subquery())
+    rows = connection.execute(
+        select(accounts, balances.c.balance_minor, balances.c.posting_count,
+               func.coalesce(sums.c.total, 0).label("total"),
+               func.coalesce(sums.c.n, 0).label("n"))
+        .outerjoin(balances, balances.c.account_id == accounts.c.id)
+        .outerjoin(sums, sums.c.account_id == accounts.c.id)
+        .order_by(accounts.c.code))
+    recomputed: dict[str, int] = defaultdict(int)
+    for row in rows:
+        report.accounts_checked += 1
+        account = account_from_row(row)
+        expected = int(row.total) * account.normal_sign
+        if row.balance_minor is None:
+            report.problems.append(Problem("balance_row", account.code, "has no balance row"))
+            continue
+        if row.balance_minor != expected or row.posting_count != row.n:
+            report.problems.append(Problem(
+                "stored_balance", account.code,
+                f"stored balance {row.balance_minor} over {row.posting_count} postings, "
+                f"postings sum to {expected} over {row.n}"))
+        if account.must_stay_non_negative and expected < 0:
+            report.problems.append(Problem(
+                "non_negative", account.code, f"balance {expected} is below zero"))
+        recomputed[account.asset] += account.coverage_sign * expected
+    stored = {row.asset: row.coverage_minor
+              for row in connection.execute(select(coverage.c.asset, coverage.c.coverage_minor))}
+    for asset in sorted(load_assets(connection)):
+        if stored.get(asset) != recomputed.get(asset, 0):
+            report.problems.append(Problem(
+                "coverage", asset,
+                f"stored coverage {stored.get(asset)}, balances give {recomputed.get(asset, 0)}"))

@@ -1,0 +1,334 @@
+"""Posting a batch in one transaction: load and lock what it touches, check, write.
+
+Accounts are locked once, in a fixed order (coverage rows by asset code, then balance rows
+by account id), so two batches that share accounts wait for each other instead of
+deadlocking; balances are read under those locks, so no update is lost.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, select, text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from ledger.batch import PostedEntry, PreparedBatch, prepare_batch, referenced_accounts
+from ledger.book import Book
+from ledger.entries import Draft
+from ledger.errors import InputError
+from ledger.model import Line, implicit_customer_account
+from ledger.storage.rows import (
+    chunks,
+    closed_through,
+    insert_accounts,
+    load_accounts,
+    load_assets,
+    max_minor,
+    utcnow,
+)
+from ledger.storage.schema import (
+    accounts,
+    balances,
+    batches,
+    breaches,
+    coverage,
+    entries,
+    postings,
+)
+
+MAX_ATTEMPTS = 6
+# PostgreSQL serialization failure, deadlock, and a unique key taken by a concurrent batch
+# (the retry then sees the other batch's entry and skips it as a duplicate).
+RETRY_SQLSTATES = frozenset({"40001", "40P01", "23505"})
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class PostResult:
+    posted: int
+    postings: int
+    skipped: int
+    batch_id: int | None
+
+
+@dataclass(frozen=True)
+class _Locked:
+    balance_rows: dict[int, Any]
+    coverage: dict[str, int]
+
+
+def post_batch(
+    engine: Engine,
+    drafts: Sequence[Draft],
+    *,
+    source: str,
+    sha256: str,
+    use_copy: bool | None = None,
+    progress: Progress | None = None,
+) -> PostResult:
+    """Post all drafts or none. `use_copy` picks PostgreSQL's COPY path (default: on PG)."""
+    copy = engine.dialect.name == "postgresql" if use_copy is None else use_copy
+    if copy and engine.dialect.name != "postgresql":
+        raise InputError("the COPY path needs PostgreSQL")
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            with engine.begin() as connection:
+                return _post(connection, drafts, source, sha256, copy, progress)
+        except DBAPIError as error:
+            if attempt < MAX_ATTEMPTS and _retryable(error):
+                # Jittered backoff so two colliding batches do not collide again in step.
+                time.sleep(random.uniform(0.01, 0.05) * 2**attempt)
+                continue
+            if isinstance(error, IntegrityError):
+                message = str(error.orig).strip().splitlines()[0]
+                raise InputError(f"the database refused the batch: {message}",
+                                 source=source) from None
+            raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _retryable(error: DBAPIError) -> bool:
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if sqlstate in RETRY_SQLSTATES:
+        return True
+    return "database is locked" in str(error.orig)
+
+
+def _post(
+    connection: Connection,
+    drafts: Sequence[Draft],
+    source: str,
+    sha256: str,
+    copy: bool,
+    progress: Progress | None,
+) -> PostResult:
+    now = utcnow()
+    posted, posted_ids = _load_posted(connection, drafts)
+    codes = referenced_accounts(drafts) | {
+        code for entry in posted.values() for line in entry.lines for code in (line.debit, line.credit)
+    }
+    assets = load_assets(connection)
+    known = load_accounts(connection, codes)
+    implicit = [account for code in sorted(codes - known.keys())
+                if (account := implicit_customer_account(code)) is not None
+                and account.asset in assets]
+    # Opened before locking so that every account the batch touches has a row to lock;
+    # a rejected batch rolls them back with everything else.
+    insert_accounts(connection, implicit, now)
+    known.update(load_accounts(connection, [a.code for a in implicit]))
+    locked = _lock(connection, known, {account.asset for _, account in known.values()})
+    book = Book(
+        assets=assets,
+        accounts={code: account for code, (_, account) in known.items()},
+        balances={code: locked.balance_rows[account_id].balance_minor
+                  for code, (account_id, _) in known.items()},
+        coverage=locked.coverage,
+        open_breaches=set(connection.execute(
+            select(breaches.c.asset).where(breaches.c.closed_entry_id.is_(None))).scalars()),
+        closed_through=closed_through(connection),
+        max_minor=max_minor(connection),
+    )
+    if progress:
+        progress("check", 0, len(drafts))
+    batch = prepare_batch(drafts, book, posted, source)
+    if progress:
+        progress("check", len(drafts), len(drafts))
+    if not batch.entries:
+        return PostResult(0, 0, batch.skipped, None)
+    batch_id = _write(connection, batch, posted_ids, locked, known, source, sha256, now, copy,
+                      progress)
+    return PostResult(len(batch.entries), batch.posting_count, batch.skipped, batch_id)
+
+
+def _load_posted(
+    connection: Connection, drafts: Sequence[Draft]
+) -> tuple[dict[str, PostedEntry], dict[str, int]]:
+    """Entries already in the ledger under the batch's keys, or reversed by it."""
+    keys = {draft.key for draft in drafts}
+    reversed_keys = {draft.reverses for draft in drafts if draft.reverses is not None}
+    found: dict[str, tuple[int, str]] = {}
+    for part in chunks(sorted(keys | reversed_keys)):
+        rows = connection.execute(
+            select(entries.c.id, entries.c.key, entries.c.content_hash).where(entries.c.key.in_(part)))
+        found.update({row.key: (row.id, row.content_hash) for row in rows})
+    targets = {found[key][0]: key for key in reversed_keys if key in found}
+    lines: dict[int, dict[int, dict[str, Any]]] = {}
+    already_reversed: set[int] = set()
+    for part in chunks(sorted(targets)):
+        rows = connection.execute(
+            select(postings.c.entry_id, postings.c.line_no, postings.c.amount_minor, accounts.c.code)
+            .join(accounts, accounts.c.id == postings.c.account_id)
+            .where(postings.c.entry_id.in_(part)))
+        for row in rows:
+            side = "debit" if row.amount_minor > 0 else "credit"
+            line = lines.setdefault(row.entry_id, {}).setdefault(row.line_no, {})
+            line[side] = row.code
+            line["amount"] = abs(row.amount_minor)
+        already_reversed.update(connection.execute(
+            select(entries.c.reverses_id).where(entries.c.reverses_id.in_(part))).scalars())
+    posted = {}
+    for key, (entry_id, digest) in found.items():
+        entry_lines = tuple(
+            Line(line["debit"], line["credit"], line["amount"])
+            for _, line in sorted(lines.get(entry_id, {}).items()))
+        posted[key] = PostedEntry(key, digest, entry_lines, entry_id in already_reversed)
+    return posted, {key: entry_id for key, (entry_id, _) in found.items()}
+
+
+def _lock(
+    connection: Connection, known: dict[str, tuple[int, Any]], asset_codes: set[str]
+) -> _Locked:
+    coverage_rows = connection.execute(
+        select(coverage.c.asset, coverage.c.coverage_minor)
+        .where(coverage.c.asset.in_(sorted(asset_codes)))
+        .order_by(coverage.c.asset).with_for_update())
+    locked_coverage = {row.asset: row.coverage_minor for row in coverage_rows}
+    balance_rows: dict[int, Any] = {}
+    for part in chunks(sorted(account_id for account_id, _ in known.values())):
+        rows = connection.execute(
+            select(balances).where(balances.c.account_id.in_(part))
+            .order_by(balances.c.account_id).with_for_update())
+        balance_rows.update({row.account_id: row for row in rows})
+    return _Locked(balance_rows, locked_coverage)
+
+
+def _write(
+    connection: Connection,
+    batch: PreparedBatch,
+    posted_ids: dict[str, int],
+    locked: _Locked,
+    known: dict[str, tuple[int, Any]],
+    source: str,
+    sha256: str,
+    now: datetime,
+    copy: bool,
+    progress: Progress | None,
+) -> int:
+    batch_id = connection.execute(batches.insert().values(
+        source=source[:500], sha256=sha256, entry_count=len(batch.entries),
+        posting_count=batch.posting_count, skipped_count=batch.skipped, recorded_at=now,
+    )).inserted_primary_key[0]
+    entry_ids = dict(zip((p.entry.key for p in batch.entries),
+                         _allocate_entry_ids(connection, len(batch.entries)), strict=True))
+    ids = {**posted_ids, **entry_ids}
+    entry_rows = [
+        {"id": entry_ids[p.entry.key], "key": p.entry.key, "type": p.entry.type.value,
+         "effective_at": p.entry.effective_at, "recorded_at": now, "memo": p.entry.memo,
+         "metadata": dict(p.entry.metadata), "content_hash": p.content_hash,
+         "reverses_id": ids[p.entry.reverses] if p.entry.reverses else None,
+         "batch_id": batch_id}
+        for p in batch.entries
+    ]
+    posting_rows = []
+    for prepared in batch.entries:
+        entry = prepared.entry
+        for line_no, line in enumerate(entry.lines):
+            for code, sign in ((line.debit, 1), (line.credit, -1)):
+                account_id, account = known[code]
+                posting_rows.append({
+                    "entry_id": entry_ids[entry.key], "line_no": line_no,
+                    "account_id": account_id, "asset": account.asset,
+                    "amount_minor": sign * line.amount_minor, "effective_at": entry.effective_at})
+    if copy:
+        _copy_rows(connection, entries.name, entry_rows, progress)
+        _copy_rows(connection, postings.name, posting_rows, progress)
+    else:
+        connection.execute(entries.insert(), entry_rows)
+        for part in chunks(posting_rows, 50_000):
+            connection.execute(postings.insert(), part)
+            if progress:
+                progress("write", len(part), len(posting_rows))
+    _update_balances(connection, batch, locked, known, posting_rows)
+    _update_coverage_and_breaches(connection, batch, locked, entry_ids)
+    return int(batch_id)
+
+
+def _allocate_entry_ids(connection: Connection, count: int) -> list[int]:
+    """Entry ids before insert, so that postings and same-batch reversals can name them."""
+    if connection.dialect.name == "postgresql":
+        return list(connection.execute(text(
+            "SELECT nextval(pg_get_serial_sequence('entries', 'id')) "
+            "FROM generate_series(1, :count) ORDER BY 1"), {"count": count}).scalars())
+    # SQLite: the batch holds the only write lock (BEGIN IMMEDIATE), so max(id) is ours.
+    start = connection.execute(text("SELECT coalesce(max(id), 0) FROM entries")).scalar_one()
+    return list(range(start + 1, start + 1 + count))
+
+
+def _copy_rows(
+    connection: Connection, table: str, rows: list[dict[str, Any]], progress: Progress | None
+) -> None:
+    """COPY FROM STDIN on the transaction's own psycopg connection: the same rows, faster."""
+    from psycopg.types.json import Json
+
+    if not rows:
+        return
+    columns = list(rows[0])
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+    with cursor.copy(statement) as copy:
+        for done, row in enumerate(rows, start=1):
+            copy.write_row([Json(value) if isinstance(value, dict) else value
+                            for value in row.values()])
+            if progress and done % 50_000 == 0:
+                progress("write", 50_000, len(rows))
+
+
+def _update_balances(
+    connection: Connection,
+    batch: PreparedBatch,
+    locked: _Locked,
+    known: dict[str, tuple[int, Any]],
+    posting_rows: list[dict[str, Any]],
+) -> None:
+    counts: dict[int, int] = {}
+    first: dict[int, datetime] = {}
+    last: dict[int, datetime] = {}
+    for row in posting_rows:
+        account_id, at = row["account_id"], row["effective_at"]
+        counts[account_id] = counts.get(account_id, 0) + 1
+        first[account_id] = min(first.get(account_id, at), at)
+        last[account_id] = max(last.get(account_id, at), at)
+    changes = []
+    for code, delta in batch.balance_deltas.items():
+        account_id = known[code][0]
+        row = locked.balance_rows[account_id]
+        changes.append({
+            "b_account_id": account_id,
+            "balance_minor": row.balance_minor + delta,
+            "posting_count": row.posting_count + counts[account_id],
+            "first_effective_at": min(filter(None, (row.first_effective_at, first[account_id]))),
+            "last_effective_at": max(filter(None, (row.last_effective_at, last[account_id]))),
+        })
+    changes.sort(key=lambda change: change["b_account_id"])
+    statement = update(balances).where(
+        balances.c.account_id == bindparam("b_account_id")).values(
+        balance_minor=bindparam("balance_minor"), posting_count=bindparam("posting_count"),
+        first_effective_at=bindparam("first_effective_at"),
+        last_effective_at=bindparam("last_effective_at"))
+    for part in chunks(changes, 50_000):
+        connection.execute(statement, part)
+
+
+def _update_coverage_and_breaches(
+    connection: Connection, batch: PreparedBatch, locked: _Locked, entry_ids: dict[str, int]
+) -> None:
+    for asset, delta in sorted(batch.coverage_deltas.items()):
+        if delta:
+            connection.execute(update(coverage).where(coverage.c.asset == asset).values(
+                coverage_minor=locked.coverage[asset] + delta))
+    for event in batch.breach_events:
+        if event.opened:
+            connection.execute(breaches.insert().values(
+                asset=event.asset, opened_entry_id=entry_ids[event.entry_key],
+                opened_coverage_minor=event.coverage_minor))
+        else:
+            connection.execute(update(breaches).where(
+                breaches.c.asset == event.asset, breaches.c.closed_entry_id.is_(None)).values(
+                closed_entry_id=entry_ids[event.entry_key],
+                closed_coverage_minor=event.coverage_minor))

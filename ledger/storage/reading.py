@@ -1,0 +1,111 @@
+"""Reading the ledger: balances at any time, customer coverage, closed periods."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, func, select
+
+from ledger.errors import InputError
+from ledger.model import Account, Pool, Role
+from ledger.storage.rows import account_from_row, chunks, closed_through, load_assets, utcnow
+from ledger.storage.schema import accounts, balances, breaches, closed_periods, postings
+
+
+@dataclass(frozen=True)
+class BalanceRow:
+    account: Account
+    balance_minor: int
+
+
+@dataclass(frozen=True)
+class CoverageRow:
+    asset: str
+    scale: int
+    custody_by_location_minor: dict[str, int]
+    liabilities_minor: int
+    open_breach: bool
+
+    @property
+    def custody_minor(self) -> int:
+        return sum(self.custody_by_location_minor.values())
+
+    @property
+    def coverage_minor(self) -> int:
+        return self.custody_minor - self.liabilities_minor
+
+
+def balances_at(
+    connection: Connection, as_of: datetime | None = None, prefix: str | None = None
+) -> list[BalanceRow]:
+    """Normal-side balances at effective_at <= as_of of every account with a posting by then.
+
+    The stored running balance answers for every account whose last posting is not after
+    `as_of`; only the others are summed from their postings (by the account/time index).
+    """
+    as_of = as_of or utcnow()
+    query = (select(accounts, balances.c.balance_minor, balances.c.first_effective_at,
+                    balances.c.last_effective_at)
+             .join(balances, balances.c.account_id == accounts.c.id)
+             .where(balances.c.posting_count > 0, balances.c.first_effective_at <= as_of)
+             .order_by(accounts.c.code))
+    if prefix:
+        query = query.where(accounts.c.code.startswith(prefix, autoescape=True))
+    rows = list(connection.execute(query))
+    to_sum = [row.id for row in rows if row.last_effective_at > as_of]
+    sums: dict[int, int] = {}
+    for part in chunks(to_sum):
+        sums.update(connection.execute(
+            select(postings.c.account_id, func.sum(postings.c.amount_minor))
+            .where(postings.c.account_id.in_(part), postings.c.effective_at <= as_of)
+            .group_by(postings.c.account_id)).all())
+    result = []
+    for row in rows:
+        account = account_from_row(row)
+        if row.last_effective_at > as_of:
+            amount = int(sums.get(row.id, 0)) * account.normal_sign
+        else:
+            amount = row.balance_minor
+        result.append(BalanceRow(account, amount))
+    return result
+
+
+def coverage_at(connection: Connection, as_of: datetime | None = None) -> list[CoverageRow]:
+    """Per asset: customer custody by location, customer liabilities, and so coverage."""
+    assets = load_assets(connection)
+    custody: dict[str, dict[str, int]] = defaultdict(dict)
+    liabilities: dict[str, int] = defaultdict(int)
+    for row in balances_at(connection, as_of):
+        account = row.account
+        if account.pool is not Pool.CUSTOMER:
+            continue
+        if account.role is Role.CUSTODY:
+            assert account.location is not None
+            by_location = custody[account.asset]
+            by_location[account.location.value] = (
+                by_location.get(account.location.value, 0) + row.balance_minor)
+        elif account.coverage_sign < 0:
+            liabilities[account.asset] += row.balance_minor
+    open_assets = set(connection.execute(
+        select(breaches.c.asset).where(breaches.c.closed_entry_id.is_(None))).scalars())
+    return [
+        CoverageRow(code, asset.scale, dict(sorted(custody.get(code, {}).items())),
+                    liabilities.get(code, 0), code in open_assets)
+        for code, asset in sorted(assets.items())
+    ]
+
+
+def close_period(engine: Engine, through: datetime, closed_by: str, note: str | None) -> None:
+    if through > utcnow():
+        raise InputError("a period can only be closed once it has ended", field="--through")
+    with engine.begin() as connection:
+        current = closed_through(connection)
+        if current is not None and through <= current:
+            raise InputError(f"already closed through {current.isoformat()}", field="--through")
+        connection.execute(closed_periods.insert().values(
+            closed_through=through, closed_at=utcnow(), closed_by=closed_by, note=note))
+
+

@@ -1,0 +1,118 @@
+"""Rows to domain values and back, and the small loaders every storage module shares."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Row, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql import Insert
+
+from ledger.model import Account, Asset, AssetKind, Location, Pool, Purpose, Role
+from ledger.money import POSTGRES_MAX_MINOR, SQLITE_MAX_MINOR
+from ledger.storage.schema import accounts, assets, balances, closed_periods, coverage
+from sqlalchemy import Table
+
+T = TypeVar("T")
+# Bound parameters per IN list: well under SQLite's 32,766 and PostgreSQL's 65,535.
+IN_CHUNK = 10_000
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def max_minor(connection: Connection) -> int:
+    return POSTGRES_MAX_MINOR if connection.dialect.name == "postgresql" else SQLITE_MAX_MINOR
+
+
+def insert_ignoring_conflicts(connection: Connection, table: Table, key: str) -> Insert:
+    """INSERT … ON CONFLICT (key) DO NOTHING, in the connection's dialect."""
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=[key])
+    return sqlite.insert(table).on_conflict_do_nothing(index_elements=[key])
+
+
+def asset_from_row(row: Row[Any]) -> Asset:
+    return Asset(row.code, AssetKind(row.kind), row.scale, row.chain, row.contract)
+
+
+def account_from_row(row: Row[Any]) -> Account:
+    return Account(
+        code=row.code,
+        asset=row.asset,
+        pool=Pool(row.pool),
+        role=Role(row.role),
+        location=Location(row.location) if row.location else None,
+        purpose=Purpose(row.purpose) if row.purpose else None,
+        customer=row.customer,
+        external=row.external or {},
+    )
+
+
+def account_values(account: Account, opened_at: datetime) -> dict[str, Any]:
+    return {
+        "code": account.code,
+        "asset": account.asset,
+        "pool": account.pool.value,
+        "role": account.role.value,
+        "location": account.location.value if account.location else None,
+        "purpose": account.purpose.value if account.purpose else None,
+        "customer": account.customer,
+        "external": dict(account.external),
+        "opened_at": opened_at,
+    }
+
+
+def load_assets(connection: Connection) -> dict[str, Asset]:
+    return {row.code: asset_from_row(row) for row in connection.execute(select(assets))}
+
+
+def load_accounts(connection: Connection, codes: Iterable[str]) -> dict[str, tuple[int, Account]]:
+    found: dict[str, tuple[int, Account]] = {}
+    for part in chunks(sorted(set(codes))):
+        for row in connection.execute(select(accounts).where(accounts.c.code.in_(part))):
+            found[row.code] = (row.id, account_from_row(row))
+    return found
+
+
+def insert_accounts(connection: Connection, new: Sequence[Account], opened_at: datetime) -> None:
+    """Open accounts (and their zero balance rows); an account that exists is left alone."""
+    if not new:
+        return
+    connection.execute(insert_ignoring_conflicts(connection, accounts, "code"),
+                       [account_values(account, opened_at) for account in new])
+    ids = load_accounts(connection, [account.code for account in new])
+    connection.execute(
+        insert_ignoring_conflicts(connection, balances, "account_id"),
+        [
+            {"account_id": ids[a.code][0], "asset": a.asset, "balance_minor": 0,
+             "non_negative": a.must_stay_non_negative, "posting_count": 0}
+            for a in new
+        ],
+    )
+
+
+def insert_assets(connection: Connection, new: Sequence[Asset], created_at: datetime) -> None:
+    if not new:
+        return
+    connection.execute(assets.insert(), [
+        {"code": a.code, "kind": a.kind.value, "scale": a.scale, "chain": a.chain,
+         "contract": a.contract, "created_at": created_at} for a in new])
+    connection.execute(coverage.insert(), [{"asset": a.code, "coverage_minor": 0} for a in new])
+
+
+def closed_through(connection: Connection) -> datetime | None:
+    value: datetime | None = connection.execute(
+        select(func.max(closed_periods.c.closed_through))).scalar()
+    if value is not None and value.tzinfo is None:
+        # SQLite's max() returns the stored text, which the column type did not get to convert.
+        value = value.replace(tzinfo=UTC)
+    return value

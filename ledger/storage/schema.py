@@ -1,0 +1,124 @@
+"""The tables as SQLAlchemy Core sees them for queries. Migrations own the DDL."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from ledger.storage.types import MinorUnits, UTCDateTime
+
+metadata = MetaData()
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+assets = Table(
+    "assets", metadata,
+    Column("code", String(20), primary_key=True),
+    Column("kind", String(10), nullable=False),
+    Column("scale", Integer, nullable=False),
+    Column("chain", String(50)),
+    Column("contract", String(200)),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+accounts = Table(
+    "accounts", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("code", String(200), nullable=False, unique=True),
+    Column("asset", String(20), ForeignKey("assets.code"), nullable=False),
+    Column("pool", String(10), nullable=False),
+    Column("role", String(30), nullable=False),
+    Column("location", String(20)),
+    Column("purpose", String(20)),
+    Column("customer", String(100)),
+    Column("external", JSON, nullable=False),
+    Column("opened_at", UTCDateTime, nullable=False),
+)
+
+batches = Table(
+    "batches", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("source", String(500), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("entry_count", Integer, nullable=False),
+    Column("posting_count", Integer, nullable=False),
+    Column("skipped_count", Integer, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+)
+
+entries = Table(
+    "entries", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(128), nullable=False, unique=True),
+    Column("type", String(30), nullable=False),
+    Column("effective_at", UTCDateTime, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("memo", Text),
+    Column("metadata", JSON, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("reverses_id", Id, ForeignKey("entries.id"), unique=True),
+    Column("batch_id", Id, ForeignKey("batches.id"), nullable=False),
+    # Filled by the tamper-evidence work (DESIGN.md invariant 7); room kept now.
+    Column("prev_hash", String(64)),
+    Column("entry_hash", String(64)),
+)
+
+postings = Table(
+    "postings", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("entry_id", Id, ForeignKey("entries.id"), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("account_id", Id, nullable=False),
+    Column("asset", String(20), nullable=False),
+    # Signed: a debit is positive, a credit negative, so an entry's postings sum to zero.
+    Column("amount_minor", MinorUnits, nullable=False),
+    Column("effective_at", UTCDateTime, nullable=False),
+)
+
+balances = Table(
+    "balances", metadata,
+    Column("account_id", Id, ForeignKey("accounts.id"), primary_key=True),
+    Column("asset", String(20), nullable=False),
+    # Normal side: custody and customer balances are positive in normal operation.
+    Column("balance_minor", MinorUnits, nullable=False),
+    Column("non_negative", Boolean, nullable=False),
+    Column("posting_count", BigInteger, nullable=False),
+    Column("first_effective_at", UTCDateTime),
+    Column("last_effective_at", UTCDateTime),
+)
+
+coverage = Table(
+    "coverage", metadata,
+    Column("asset", String(20), ForeignKey("assets.code"), primary_key=True),
+    # Σ customer-pool custody − Σ customer liabilities, normal side (DESIGN.md invariant 5).
+    Column("coverage_minor", MinorUnits, nullable=False),
+)
+
+breaches = Table(
+    "breaches", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("asset", String(20), ForeignKey("assets.code"), nullable=False),
+    Column("opened_entry_id", Id, ForeignKey("entries.id"), nullable=False),
+    Column("opened_coverage_minor", MinorUnits, nullable=False),
+    Column("closed_entry_id", Id, ForeignKey("entries.id")),
+    Column("closed_coverage_minor", MinorUnits),
+)
+
+closed_periods = Table(
+    "closed_periods", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("closed_through", UTCDateTime, nullable=False),
+    Column("closed_at", UTCDateTime, nullable=False),
+    Column("closed_by", String(200), nullable=False),
+    Column("note", Text),
+)

@@ -1,0 +1,1 @@
+"""Alembic migrations: the only way segledger's schema changes (DESIGN.md, Layers)."""

@@ -1,0 +1,3 @@
+from segledger.cli import main
+
+main()
