@@ -119,7 +119,7 @@ def _check_firewall(entry: Entry, book: Book, deltas: Mapping[str, int]) -> None
                 )
             continue
         raise InputError(
-            f"segregation firewall: a {entry.type.value} may not lower customer coverage of "
+            f"segregation firewall: {entry.type.value} entries may not lower customer coverage of "
             f"{asset} (it would fall by {book.fmt(asset, -delta)}, from {book.fmt(asset, before)} "
             f"to {book.fmt(asset, after)}); only a sweep down to zero or an incident may",
             field="lines",

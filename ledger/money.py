@@ -33,12 +33,19 @@ def parse_amount(text: object, scale: int, *, allow_zero: bool = False) -> int:
         raise InputError(f"amount {raw!r} is not a decimal number") from None
     if not value.is_finite():
         raise InputError(f"amount {raw!r} is not a finite number")
-    exponent = value.normalize().as_tuple().exponent
+    # Integer arithmetic on the digits: Decimal's context arithmetic (normalize, scaleb)
+    # rounds to 28 significant digits, and a uint256 amount has 78.
+    sign, digit_tuple, exponent = value.as_tuple()
     assert isinstance(exponent, int)
-    decimals = max(0, -exponent)
+    digits = "".join(map(str, digit_tuple)).lstrip("0") or "0"
+    while exponent < 0 and digits.endswith("0") and digits != "0":
+        digits, exponent = digits[:-1], exponent + 1
+    decimals = max(0, -exponent) if digits != "0" else 0
     if decimals > scale:
         raise InputError(f"amount {raw} has {decimals} decimals, the asset allows {scale}")
-    minor = int(value.scaleb(scale))
+    minor = int(digits) * 10 ** (exponent + scale) if digits != "0" else 0
+    if sign:
+        minor = -minor
     if minor < 0 or (minor == 0 and not allow_zero):
         raise InputError(f"amount {raw} must be greater than zero")
     return minor
@@ -54,4 +61,5 @@ def format_amount(minor: int, scale: int) -> str:
 
 
 def to_decimal(minor: int, scale: int) -> Decimal:
-    return Decimal(minor).scaleb(-scale)
+    """Exact: built from the digits, not by context arithmetic (which rounds at 28 digits)."""
+    return Decimal(format_amount(minor, scale))

@@ -128,7 +128,7 @@ def _post(
         accounts={code: account for code, (_, account) in known.items()},
         balances={code: locked.balance_rows[account_id].balance_minor
                   for code, (account_id, _) in known.items()},
-        coverage=locked.coverage,
+        coverage=dict(locked.coverage),  # a copy: the book moves on, the locked values stay
         open_breaches=set(connection.execute(
             select(breaches.c.asset).where(breaches.c.closed_entry_id.is_(None))).scalars()),
         closed_through=closed_through(connection),
