@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -52,9 +52,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def pg_url(postgres_admin_url: str) -> str:
-    """An empty PostgreSQL database, for tests of PostgreSQL-only behaviour."""
-    return _new_postgres_database(postgres_admin_url)
+def new_pg_database(postgres_admin_url: str) -> Callable[[], str]:
+    """Makes empty PostgreSQL databases, for tests of PostgreSQL-only behaviour."""
+    return lambda: _new_postgres_database(postgres_admin_url)
 
 
 @pytest.fixture

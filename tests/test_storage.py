@@ -245,3 +245,35 @@ def test_sqlite_refuses_what_a_64_bit_integer_cannot_hold(tmp_path: Path) -> Non
         post(engine, [deposit("d2", "c-002", "1")])
     with pytest.raises(InputError, match="outside the database's range"):
         post(engine, [deposit("d3", "c-003", str(2**63))])
+
+
+@pytest.mark.postgres
+def test_copy_path_and_plain_path_write_identical_ledgers(new_pg_database, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from ledger import service
+    from segledger.demo import build_files
+    from ledger.entries import read_drafts
+    from ledger.storage.posting import post_batch
+
+    chart_path, entries_path = build_files(tmp_path / "demo")
+    drafts = list(read_drafts(entries_path.read_text().splitlines(), "day.jsonl"))
+    dumps = []
+    for use_copy in (True, False):
+        engine = service.init(new_pg_database())
+        service.load_chart_file(engine, str(chart_path))
+        result = post_batch(engine, drafts, source="day.jsonl", sha256="0" * 64, use_copy=use_copy)
+        assert result.posted == len(drafts)
+        with engine.connect() as connection:
+            dumps.append({
+                "entries": connection.execute(text(
+                    "SELECT id, key, type, effective_at, memo, metadata::text, content_hash,"
+                    " reverses_id FROM entries ORDER BY id")).all(),
+                "postings": connection.execute(text(
+                    "SELECT entry_id, line_no, account_id, asset, amount_minor, effective_at"
+                    " FROM postings ORDER BY entry_id, line_no, amount_minor")).all(),
+                "balances": connection.execute(text(
+                    "SELECT * FROM balances ORDER BY account_id")).all(),
+                "coverage": connection.execute(text("SELECT * FROM coverage ORDER BY asset")).all(),
+            })
+        engine.dispose()
+    assert dumps[0] == dumps[1]
+    assert len(dumps[0]["postings"]) > 500

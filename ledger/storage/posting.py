@@ -264,6 +264,7 @@ def _copy_rows(
     connection: Connection, table: str, rows: list[dict[str, Any]], progress: Progress | None
 ) -> None:
     """COPY FROM STDIN on the transaction's own psycopg connection: the same rows, faster."""
+    import psycopg
     from psycopg.types.json import Json
 
     if not rows:
@@ -271,12 +272,17 @@ def _copy_rows(
     columns = list(rows[0])
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-    with cursor.copy(statement) as copy:
-        for done, row in enumerate(rows, start=1):
-            copy.write_row([Json(value) if isinstance(value, dict) else value
-                            for value in row.values()])
-            if progress and done % 50_000 == 0:
-                progress("write", 50_000, len(rows))
+    try:
+        with cursor.copy(statement) as copy:
+            for done, row in enumerate(rows, start=1):
+                copy.write_row([Json(value) if isinstance(value, dict) else value
+                                for value in row.values()])
+                if progress and done % 50_000 == 0:
+                    progress("write", 50_000, len(rows))
+    except psycopg.Error as error:
+        # Bypassing SQLAlchemy for COPY, errors come raw: wrap them as SQLAlchemy would, so
+        # the retry and the error messages treat both write paths alike.
+        raise DBAPIError.instance(statement, None, error, psycopg.Error) from error
 
 
 def _update_balances(

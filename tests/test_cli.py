@@ -1,0 +1,220 @@
+"""The `segledger` command through a subprocess: CONTRACT.md's interface and exit codes."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from ledger.chart import parse_chart
+from ledger.storage.chart_store import load_chart
+from ledger.storage.reading import close_period
+from tests.helpers import CHART, cli, deposit, entry, post, snapshot, write_jsonl
+
+TRUST, HOT = "custody:customer:trust:JPY", "custody:customer:hot:BTC"
+
+
+@pytest.fixture
+def ledger(engine: Engine) -> Engine:
+    load_chart(engine, parse_chart(json.dumps(CHART), "chart.json"), "chart.json")
+    return engine
+
+
+def _url(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+def test_init_twice_is_harmless_and_loads_a_chart(db_url: str, tmp_path: Path) -> None:
+    chart = tmp_path / "chart.json"
+    chart.write_text(json.dumps(CHART))
+    first = cli("--db", db_url, "init", "--chart", str(chart))
+    assert first.returncode == 0, first.stderr
+    assert f"{len(CHART['assets'])} assets and {len(CHART['accounts'])} accounts added" in first.stdout
+    second = cli("--db", db_url, "init", "--chart", str(chart))
+    assert second.returncode == 0, second.stderr
+    assert "0 assets and 0 accounts added" in second.stdout
+
+
+def test_post_balances_and_verify(ledger: Engine, tmp_path: Path) -> None:
+    db = _url(ledger)
+    batch = write_jsonl(tmp_path / "day.jsonl", [
+        deposit("d1", "c-001", "100000"), deposit("d2", "c-001", "0.5", asset="BTC"),
+        entry("f1", "fee", ("customer:c-001:JPY", "revenue:fees:JPY", "500"))])
+    posted = cli("--db", db, "post", str(batch))
+    assert posted.returncode == 0, posted.stderr
+    assert posted.stdout.strip() == "posted 3 entries (6 postings), skipped 0 duplicates"
+    again = cli("--db", db, "post", str(batch))
+    assert again.stdout.strip() == "posted 0 entries (0 postings), skipped 3 duplicates"
+
+    shown = cli("--db", db, "balances", "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout) == [
+        {"account": HOT, "asset": "BTC", "balance": "0.50000000"},
+        {"account": TRUST, "asset": "JPY", "balance": "100000"},
+        {"account": "customer:c-001:BTC", "asset": "BTC", "balance": "0.50000000"},
+        {"account": "customer:c-001:JPY", "asset": "JPY", "balance": "99500"},
+        {"account": "revenue:fees:JPY", "asset": "JPY", "balance": "500"},
+    ]
+    earlier = cli("--db", db, "balances", "--as-of", "2025-11-24T00:00:00+09:00", "--format", "json")
+    assert json.loads(earlier.stdout) == []
+    csv = cli("--db", db, "balances", "--account", "customer:", "--format", "csv")
+    assert csv.stdout.splitlines() == ["account,asset,balance", "customer:c-001:BTC,BTC,0.50000000",
+                                       "customer:c-001:JPY,JPY,99500"]
+    verified = cli("--db", db, "verify", "--format", "json")
+    assert verified.returncode == 0, verified.stdout
+    report = json.loads(verified.stdout)
+    assert (report["ok"], report["entries_checked"], report["postings_checked"]) == (True, 3, 6)
+    cover = cli("--db", db, "coverage", "--format", "json")
+    assert [(r["asset"], r["coverage"], r["status"]) for r in json.loads(cover.stdout)] == [
+        ("BTC", "0.00000000", "exact"), ("JPY", "500", "excess")]
+
+
+def test_post_reads_stdin(ledger: Engine) -> None:
+    done = cli("--db", _url(ledger), "post", "-",
+               stdin=json.dumps(deposit("d1", "c-1", "5")) + "\n")
+    assert done.returncode == 0, done.stderr
+    assert "posted 1 entries (2 postings)" in done.stdout
+
+
+def test_unreachable_database_is_exit_3() -> None:
+    failed = cli("--db", "postgresql://segledger@127.0.0.1:1/none", "balances")
+    assert failed.returncode == 3
+    assert failed.stderr.startswith("error: database unreachable")
+
+
+def test_database_without_schema_is_exit_2(tmp_path: Path) -> None:
+    failed = cli("--db", f"sqlite:///{tmp_path / 'empty.db'}", "balances")
+    assert failed.returncode == 2
+    assert "run `segledger init` first" in failed.stderr
+
+
+def test_verify_exit_1_names_the_broken_entry(ledger: Engine, tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    post(ledger, [deposit("d1", "c-001", "100")])
+    with ledger.begin() as connection:
+        connection.execute(text("UPDATE balances SET balance_minor = 7 WHERE balance_minor = 100"
+                                " AND account_id = (SELECT id FROM accounts WHERE code = :c)"),
+                           {"c": TRUST})
+    failed = cli("--db", _url(ledger), "verify")
+    assert failed.returncode == 1
+    assert f"BROKEN stored_balance: {TRUST}: stored balance 7" in failed.stdout
+
+
+def test_demo_runs_twice_on_the_embedded_database(tmp_path: Path) -> None:
+    first = cli("demo", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "Refused, as it must be" in first.stdout and "segregation firewall" in first.stdout
+    assert (tmp_path / "segledger.db").exists()
+    second = cli("demo", cwd=tmp_path)
+    assert "posted 0 entries (0 postings), skipped" in second.stdout
+    verified = cli("verify", cwd=tmp_path)
+    assert verified.returncode == 0, verified.stdout
+
+
+# One case per reason a batch is refused: the bad entry sits on line 7 of the file, after six
+# valid ones (two of them opening new customer accounts), so "nothing written" is tested too.
+BAD_LINES: dict[str, tuple[Any, str, str]] = {
+    "unknown_account": (entry("x", "deposit", ("custody:customer:nowhere:JPY", "customer:c-1:JPY",
+                                                 "1")), "lines[0].debit", "unknown account"),
+    "unknown_asset": (entry("x", "deposit", (TRUST, "customer:c-1:XYZ", "1")),
+                      "lines[0].credit", "unknown asset"),
+    "mixed_assets": (entry("x", "deposit", (HOT, "customer:c-1:JPY", "1")),
+                     "lines[0].credit", "mixed assets in one line"),
+    "zero_amount": (deposit("x", "c-1", "0"), "lines[0].amount", "greater than zero"),
+    "negative_amount": (deposit("x", "c-1", "-5"), "lines[0].amount", "greater than zero"),
+    "too_many_decimals": (deposit("x", "c-1", "0.123456789", asset="BTC"), "lines[0].amount",
+                          "has 9 decimals, the asset allows 8"),
+    "amount_out_of_range": (deposit("x", "c-1", "1" + "0" * 80), "lines[0].amount",
+                            "outside the database's range"),
+    "float_amount": ({**deposit("x", "c-1", "1"), "lines": [
+        {"debit": TRUST, "credit": "customer:c-1:JPY", "amount": 0.5}]},
+        "lines[0].amount", "decimal string"),
+    "unbalanced_line": ({**deposit("x", "c-1", "1"), "lines": [{"debit": TRUST, "amount": "1"}]},
+                        "lines[0].credit", "Field required"),
+    "empty_entry": ({**deposit("x", "c-1", "1"), "lines": []}, "lines", "at least one line"),
+    "key_reused": (deposit("base-1", "c-1", "2"), "key", "already posted with other content"),
+    "reversal_of_unknown": ({"key": "x", "type": "reversal", "effective_at": "2025-11-25T10:00:00Z",
+                             "reverses": "nope"}, "reverses", "not in the ledger"),
+    "reversal_twice": ({"key": "x", "type": "reversal", "effective_at": "2025-11-25T10:00:00Z",
+                        "reverses": "base-2"}, "reverses", "already reversed"),
+    "closed_period": (deposit("x", "c-1", "1", at="2025-11-19T12:00:00+09:00"), "effective_at",
+                      "closed period"),
+    "no_utc_offset": (deposit("x", "c-1", "1", at="2025-11-25T09:00:00"), "effective_at",
+                      "timezone"),
+    "unknown_type": ({**deposit("x", "c-1", "1"), "type": "gift"}, "type", "Input should be"),
+    "unknown_field": ({**deposit("x", "c-1", "1"), "amount": "1"}, "amount", "Extra inputs"),
+    "firewall": (entry("x", "adjustment", ("expense:rent:JPY", TRUST, "1")), "lines",
+                 "segregation firewall"),
+    "below_zero": (entry("x", "withdrawal", ("customer:c-1:JPY", TRUST, "5")), "lines",
+                   "customer:c-1:JPY would fall below zero"),
+    "malformed_json": ('{"key": "x", "type": ', "", "malformed JSON"),
+    "not_an_object": ("[1, 2]", "", "must be a JSON object"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_LINES))
+def test_bad_line_7_is_exit_2_naming_it_and_writes_nothing(
+    case: str, ledger: Engine, tmp_path: Path
+) -> None:
+    post(ledger, [deposit("base-1", "c-1", "1"), deposit("base-2", "c-1", "1"),
+                  {"key": "base-3", "type": "reversal", "effective_at": "2025-11-25T10:00:00Z",
+                   "reverses": "base-2"}])
+    close_period(ledger, datetime(2025, 11, 20, tzinfo=UTC), "auditor", None)
+    bad, field, reason = BAD_LINES[case]
+    good = [deposit(f"ok-{n}", f"new-{n % 2}", "10") for n in range(6)]
+    path = tmp_path / "batch.jsonl"
+    path.write_text("".join(json.dumps(item) + "\n" for item in good)
+                    + (bad if isinstance(bad, str) else json.dumps(bad)) + "\n"
+                    + json.dumps(deposit("ok-after", "c-1", "1")) + "\n")
+    before = snapshot(ledger)
+    refused = cli("--db", _url(ledger), "post", str(path))
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stdout == ""
+    lines = refused.stderr.splitlines()
+    assert len(lines) == 1, refused.stderr
+    assert lines[0].startswith(f"error: {path}:7: {field + ': ' if field else ''}"), lines[0]
+    assert reason in lines[0]
+    assert snapshot(ledger) == before
+
+
+def test_chart_that_redefines_an_account_is_exit_2(ledger: Engine, tmp_path: Path) -> None:
+    changed = json.loads(json.dumps(CHART))
+    changed["accounts"][2]["pool"] = "company"
+    changed["accounts"][2]["purpose"] = "operating"
+    path = tmp_path / "chart.json"
+    path.write_text(json.dumps(changed, indent=2))
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1)
+                if '"custody:customer:cold:BTC"' in text)
+    before = snapshot(ledger)
+    refused = cli("--db", _url(ledger), "chart", "load", str(path))
+    assert refused.returncode == 2
+    assert refused.stderr.startswith(f"error: {path}:{line}: accounts.pool: redefines account "
+                                     "custody:customer:cold:BTC")
+    assert snapshot(ledger) == before
+
+
+@pytest.mark.parametrize(("mutate", "field", "reason"), [
+    (lambda c: c["accounts"][0].update(purpose="guarantee"), "accounts[0]",
+     "purpose guarantee does not belong to the customer pool"),
+    (lambda c: c["accounts"][0].pop("location"), "accounts[0]", "needs a location"),
+    (lambda c: c["assets"][0].update(scale=40), "assets[0].scale", "less than or equal to 36"),
+    (lambda c: c["accounts"][5].update(role="customer_liability"), "accounts[5]",
+     "cannot be in the company pool"),
+    (lambda c: c["accounts"].append(dict(c["accounts"][0], external={})), "accounts",
+     "defined twice, differently"),
+])
+def test_invalid_chart_is_exit_2_naming_the_field(
+    mutate: Any, field: str, reason: str, db_url: str, tmp_path: Path
+) -> None:
+    chart = json.loads(json.dumps(CHART))
+    mutate(chart)
+    path = tmp_path / "chart.json"
+    path.write_text(json.dumps(chart, indent=2))
+    refused = cli("--db", db_url, "init", "--chart", str(path))
+    assert refused.returncode == 2
+    assert f"{field}: " in refused.stderr and reason in refused.stderr, refused.stderr
