@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ledger.book import BreachEvent, Book, apply, effect_of
+from ledger.book import Book, BreachEvent, apply, effect_of
 from ledger.entries import Draft, content_hash
 from ledger.errors import InputError
 from ledger.model import Account, Entry, EntryType, Line, implicit_customer_account

@@ -116,7 +116,7 @@ def parse_chart(text: str, source: str) -> Chart:
         Account(a.code, a.asset, a.pool, a.role, a.location, a.purpose, a.customer, a.external)
         for a in parsed.accounts
     )
-    lines = {}
+    lines: dict[str, int] = {}
     for code in [a.code for a in assets] + [a.code for a in accounts]:
         found = _line_of(text, f'"{code}"') or _line_of(text, code)
         if found is not None:

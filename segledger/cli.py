@@ -94,7 +94,9 @@ def init(
 
 @chart_app.command("load")
 @handled
-def chart_load(ctx: typer.Context, file: Annotated[str, typer.Argument(help="Chart (JSON or YAML).")]) -> None:
+def chart_load(
+    ctx: typer.Context, file: Annotated[str, typer.Argument(help="Chart (JSON or YAML).")]
+) -> None:
     """Add the chart's assets and accounts; identical ones are left, redefinitions refused."""
     _report_chart(service.load_chart_file(service.connect(_db(ctx)), file))
 

@@ -101,7 +101,7 @@ class _Day:
         low_minor, high_minor = (parse_amount(x, scale) for x in (low, high))
         # Round to 1/10,000 of a unit (or whole yen) so the demo's amounts read like real ones.
         step = max(1, 10 ** max(0, scale - 4))
-        return self.rng.randrange(low_minor, high_minor, step) // step * step
+        return int(self.rng.randrange(low_minor, high_minor, step) // step * step)
 
 
 def _opening(day: _Day) -> None:
@@ -296,10 +296,10 @@ def _print_tables(console: Console, connection: Any) -> None:
     table = Table(title="Custody and company accounts")
     for column in ("account", "asset", "balance"):
         table.add_column(column, justify="right" if column == "balance" else "left")
-    for row in balances_at(connection):
-        if not row.account.code.startswith("customer:"):
-            table.add_row(row.account.code, row.account.asset,
-                          format_amount(row.balance_minor, SCALES[row.account.asset]))
+    for balance in balances_at(connection):
+        if not balance.account.code.startswith("customer:"):
+            table.add_row(balance.account.code, balance.account.asset,
+                          format_amount(balance.balance_minor, SCALES[balance.account.asset]))
     console.print(table)
     cover = Table(title="Customer pool coverage per asset")
     for column in ("asset", "customer custody", "by location", "customer liabilities",

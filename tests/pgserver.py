@@ -117,5 +117,5 @@ def any_postgres() -> Iterator[str]:
         with docker_cluster() as url:
             yield url
         return
-    except Exception as error:  # noqa: BLE001 - any failure to reach Docker means "no Docker"
+    except Exception as error:
         raise FileNotFoundError(f"no PostgreSQL: no local binaries, and Docker: {error}") from None

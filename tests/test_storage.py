@@ -250,9 +250,9 @@ def test_sqlite_refuses_what_a_64_bit_integer_cannot_hold(tmp_path: Path) -> Non
 @pytest.mark.postgres
 def test_copy_path_and_plain_path_write_identical_ledgers(new_pg_database, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from ledger import service
-    from segledger.demo import build_files
     from ledger.entries import read_drafts
     from ledger.storage.posting import post_batch
+    from segledger.demo import build_files
 
     chart_path, entries_path = build_files(tmp_path / "demo")
     drafts = list(read_drafts(entries_path.read_text().splitlines(), "day.jsonl"))

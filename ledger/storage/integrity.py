@@ -66,9 +66,9 @@ def _check_entries_balanced(connection: Connection, report: VerifyReport) -> Non
         select(entries.c.key, func.coalesce(counts.c.n, 0).label("n"))
         .outerjoin(counts, counts.c.entry_id == entries.c.id)
         .where(func.coalesce(counts.c.n, 0) < 2).order_by(entries.c.id))
-    for row in short:
+    for short_row in short:
         report.problems.append(Problem(
-            "entry_postings", row.key, f"has {row.n} postings; an entry needs at least two"))
+            "entry_postings", short_row.key, f"has {short_row.n} postings; an entry needs at least two"))
 
 
 def _check_posting_assets(connection: Connection, report: VerifyReport) -> None:

@@ -153,9 +153,9 @@ def _load_posted(
     keys = {draft.key for draft in drafts}
     reversed_keys = {draft.reverses for draft in drafts if draft.reverses is not None}
     found: dict[str, tuple[int, str]] = {}
-    for part in chunks(sorted(keys | reversed_keys)):
+    for key_part in chunks(sorted(keys | reversed_keys)):
         rows = connection.execute(
-            select(entries.c.id, entries.c.key, entries.c.content_hash).where(entries.c.key.in_(part)))
+            select(entries.c.id, entries.c.key, entries.c.content_hash).where(entries.c.key.in_(key_part)))
         found.update({row.key: (row.id, row.content_hash) for row in rows})
     targets = {found[key][0]: key for key in reversed_keys if key in found}
     lines: dict[int, dict[int, dict[str, Any]]] = {}
@@ -210,10 +210,12 @@ def _write(
     copy: bool,
     progress: Progress | None,
 ) -> int:
-    batch_id = connection.execute(batches.insert().values(
+    batch_key = connection.execute(batches.insert().values(
         source=source[:500], sha256=sha256, entry_count=len(batch.entries),
         posting_count=batch.posting_count, skipped_count=batch.skipped, recorded_at=now,
-    )).inserted_primary_key[0]
+    )).inserted_primary_key
+    assert batch_key is not None
+    batch_id = batch_key[0]
     entry_ids = dict(zip((p.entry.key for p in batch.entries),
                          _allocate_entry_ids(connection, len(batch.entries)), strict=True))
     ids = {**posted_ids, **entry_ids}

@@ -6,14 +6,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import Connection, Row, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Insert
 
 from ledger.model import Account, Asset, AssetKind, Location, Pool, Purpose, Role
 from ledger.money import POSTGRES_MAX_MINOR, SQLITE_MAX_MINOR
 from ledger.storage.schema import accounts, assets, balances, closed_periods, coverage
-from sqlalchemy import Table
 
 T = TypeVar("T")
 # Bound parameters per IN list: well under SQLite's 32,766 and PostgreSQL's 65,535.
