@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ app.add_typer(period_app, name="period")
 
 P = ParamSpec("P")
 R = TypeVar("R")
-EXIT_PROBLEM, EXIT_INPUT, EXIT_ENVIRONMENT = 1, 2, 3
+EXIT_PROBLEM, EXIT_INPUT, EXIT_ENVIRONMENT, EXIT_BUG = 1, 2, 3, 70
 
 
 @dataclass
@@ -48,12 +49,19 @@ def handled(command: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
         except InputError as error:
             _fail(EXIT_INPUT, error.render())
         except EnvironmentFailure as error:
             _fail(EXIT_ENVIRONMENT, str(error))
         except OperationalError as error:
             _fail(EXIT_ENVIRONMENT, f"database failure: {str(error.orig).strip().splitlines()[0]}")
+        except Exception:
+            # A bug, not a finding: exit 1 would tell a scheduler "problem found", so a crash
+            # gets EX_SOFTWARE (70) and its traceback. Transactions rolled back: nothing written.
+            traceback.print_exc()
+            _fail(EXIT_BUG, "internal error (a bug in segledger; the traceback is above)")
         raise AssertionError("unreachable")
 
     return wrapper
@@ -135,7 +143,7 @@ def _progress() -> Iterator[Callable[[str, int, int], None] | None]:
         def update(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
                 tasks[stage] = bar.add_task(stage, total=total or None)
-            if stage == "write":
+            if stage.startswith("write"):
                 bar.advance(tasks[stage], done)
             else:
                 bar.update(tasks[stage], completed=done)

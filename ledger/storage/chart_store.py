@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 
 from ledger.chart import Chart, check_chart
 from ledger.errors import InputError
+from ledger.storage.engine import for_writing
 from ledger.storage.rows import insert_accounts, insert_assets, load_accounts, load_assets, utcnow
 
 
@@ -20,7 +21,7 @@ class ChartResult:
 
 def load_chart(engine: Engine, chart: Chart, source: str) -> ChartResult:
     check_chart(chart, source)
-    with engine.begin() as connection:
+    with for_writing(engine).begin() as connection:
         stored_assets = load_assets(connection)
         new_assets = []
         unchanged = 0

@@ -18,6 +18,7 @@ from ledger.errors import EnvironmentFailure, InputError
 
 DEFAULT_URL = "sqlite:///segledger.db"
 SQLITE_BUSY_TIMEOUT_S = 60
+WRITE_OPTION = "segledger_write"
 POSTGRES_CONNECT_TIMEOUT_S = 10
 
 
@@ -69,10 +70,18 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # One writer at a time, decided at BEGIN: batches serialize instead of failing.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A writer takes the write lock at BEGIN, so batches queue instead of failing when a
+        # deferred transaction tries to upgrade its read lock; readers stay deferred (WAL
+        # lets them read while a batch writes).
+        write = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def for_writing(engine: Engine) -> Engine:
+    """The same engine (and pool), marked so that its transactions begin as writers."""
+    return engine.execution_options(**{WRITE_OPTION: True})
 
 
 def _alembic_config() -> Config:
@@ -86,7 +95,7 @@ def _alembic_config() -> Config:
 def upgrade(engine: Engine) -> None:
     config = _alembic_config()
     try:
-        with engine.begin() as connection:
+        with for_writing(engine).begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except OperationalError as error:

@@ -22,6 +22,7 @@ from ledger.book import Book
 from ledger.entries import Draft
 from ledger.errors import InputError
 from ledger.model import Line, implicit_customer_account
+from ledger.storage.engine import for_writing
 from ledger.storage.rows import (
     chunks,
     closed_through,
@@ -78,7 +79,7 @@ def post_batch(
         raise InputError("the COPY path needs PostgreSQL")
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
-            with engine.begin() as connection:
+            with for_writing(engine).begin() as connection:
                 return _post(connection, drafts, source, sha256, copy, progress)
         except DBAPIError as error:
             if attempt < MAX_ATTEMPTS and _retryable(error):
@@ -245,7 +246,7 @@ def _write(
         for part in chunks(posting_rows, 50_000):
             connection.execute(postings.insert(), part)
             if progress:
-                progress("write", len(part), len(posting_rows))
+                progress("write postings", len(part), len(posting_rows))
     _update_balances(connection, batch, locked, known, posting_rows)
     _update_coverage_and_breaches(connection, batch, locked, entry_ids)
     return int(batch_id)
@@ -280,7 +281,7 @@ def _copy_rows(
                 copy.write_row([Json(value) if isinstance(value, dict) else value
                                 for value in row.values()])
                 if progress and done % 50_000 == 0:
-                    progress("write", 50_000, len(rows))
+                    progress(f"write {table}", 50_000, len(rows))
     except psycopg.Error as error:
         # Bypassing SQLAlchemy for COPY, errors come raw: wrap them as SQLAlchemy would, so
         # the retry and the error messages treat both write paths alike.

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from ledger.errors import InputError
 from ledger.model import Account, Pool, Role
+from ledger.storage.engine import for_writing
 from ledger.storage.rows import account_from_row, chunks, closed_through, load_assets, utcnow
 from ledger.storage.schema import accounts, balances, breaches, closed_periods, postings
 
@@ -100,7 +101,7 @@ def coverage_at(connection: Connection, as_of: datetime | None = None) -> list[C
 def close_period(engine: Engine, through: datetime, closed_by: str, note: str | None) -> None:
     if through > utcnow():
         raise InputError("a period can only be closed once it has ended", field="--through")
-    with engine.begin() as connection:
+    with for_writing(engine).begin() as connection:
         current = closed_through(connection)
         if current is not None and through <= current:
             raise InputError(f"already closed through {current.isoformat()}", field="--through")

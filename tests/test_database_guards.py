@@ -1,0 +1,70 @@
+"""PostgreSQL's own guards: what the database refuses even when the application is bypassed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
+
+from ledger import service
+from ledger.chart import parse_chart
+from ledger.storage.chart_store import load_chart
+from tests.helpers import CHART, deposit, post
+
+pytestmark = pytest.mark.postgres
+
+NEW_ENTRY = """
+    INSERT INTO entries (id, key, type, effective_at, recorded_at, metadata, content_hash, batch_id)
+    SELECT 1000, :key, 'deposit', '2025-11-25T00:00:00Z', now(), '{}', repeat('0', 64), id
+      FROM batches LIMIT 1"""
+POSTING = """
+    INSERT INTO postings (entry_id, line_no, account_id, asset, amount_minor, effective_at)
+    SELECT :entry, 0, id, asset, :amount, '2025-11-25T00:00:00Z' FROM accounts WHERE code = :code"""
+TRUST, CUSTOMER = "custody:customer:trust:JPY", "customer:c-001:JPY"
+
+
+@pytest.fixture
+def ledger(new_pg_database: Callable[[], str]) -> Engine:
+    engine = service.init(new_pg_database())
+    load_chart(engine, parse_chart(json.dumps(CHART), "chart.json"), "chart.json")
+    post(engine, [deposit("d1", "c-001", "100")])
+    return engine
+
+
+def test_an_unbalanced_entry_is_refused_at_commit(ledger: Engine) -> None:
+    with pytest.raises(DBAPIError, match="not balanced in JPY"), ledger.begin() as connection:
+        connection.execute(text(NEW_ENTRY), {"key": "forged"})
+        connection.execute(text(POSTING), {"entry": 1000, "amount": 5, "code": TRUST})
+        connection.execute(text(POSTING), {"entry": 1000, "amount": -4, "code": CUSTOMER})
+    with ledger.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM entries")).scalar_one() == 1
+
+
+def test_an_entry_without_postings_is_refused_at_commit(ledger: Engine) -> None:
+    with pytest.raises(DBAPIError, match="has 0 postings"), ledger.begin() as connection:
+        connection.execute(text(NEW_ENTRY), {"key": "empty"})
+
+
+def test_postings_cannot_be_added_to_an_entry_committed_earlier(ledger: Engine) -> None:
+    with pytest.raises(DBAPIError, match="must be written with the entry"), \
+            ledger.begin() as connection:
+        entry_id = connection.execute(text("SELECT id FROM entries WHERE key = 'd1'")).scalar_one()
+        connection.execute(text(POSTING), {"entry": entry_id, "amount": 7, "code": TRUST})
+        connection.execute(text(POSTING), {"entry": entry_id, "amount": -7, "code": CUSTOMER})
+
+
+def test_a_posting_in_another_asset_than_its_account_is_refused(ledger: Engine) -> None:
+    with pytest.raises(DBAPIError, match="postings_account_asset"), ledger.begin() as connection:
+        connection.execute(text(NEW_ENTRY), {"key": "wrong-asset"})
+        connection.execute(text(
+            "INSERT INTO postings (entry_id, line_no, account_id, asset, amount_minor, effective_at)"
+            " SELECT 1000, 0, id, 'BTC', 1, now() FROM accounts WHERE code = :code"),
+            {"code": TRUST})
+
+
+def test_truncating_the_journal_is_refused(ledger: Engine) -> None:
+    with pytest.raises(DBAPIError, match="append-only"), ledger.begin() as connection:
+        connection.execute(text("TRUNCATE postings CASCADE"))
