@@ -30,14 +30,15 @@ def _entries(count: int, path: Path) -> int:
     postings = 0
     with path.open("w") as out:
         for n in range(count):
-            customer = f"c-{rng.randrange(10_000)}"
-            if n < 20_000 or n % 2:
+            # The first 10,000 entries fund every customer, so that later trades can pay.
+            customer = f"c-{n}" if n < 10_000 else f"c-{rng.randrange(10_000)}"
+            if n < 10_000 or n % 2:
                 item = {"key": f"b-{n}", "type": "deposit", "effective_at": "2025-11-25T09:00:00Z",
                         "lines": [{"debit": "custody:customer:trust:JPY",
                                    "credit": f"customer:{customer}:JPY", "amount": "100000"}]}
                 postings += 2
             else:
-                other = f"c-{rng.randrange(10_000)}"
+                other = f"c-{(int(customer[2:]) + 1 + rng.randrange(9_999)) % 10_000}"
                 item = {"key": f"b-{n}", "type": "trade", "effective_at": "2025-11-25T10:00:00Z",
                         "lines": [{"debit": f"customer:{customer}:JPY",
                                    "credit": f"customer:{other}:JPY", "amount": "1"},
