@@ -1,0 +1,4 @@
+"""Reconciliation: outside evidence (bank statements, chains, custodians) against the ledger.
+
+Depends on `ledger`, never the reverse (DESIGN.md, Layers).
+"""

@@ -1,0 +1,1 @@
+"""Evidence adapters: each turns one kind of outside evidence into `Observation`s."""

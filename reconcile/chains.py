@@ -1,0 +1,119 @@
+"""The chain config file: which node answers for which chain, and where its credentials are.
+
+Credentials are read from environment variables named in the file; no secret is stored in
+the database, written into a run, or printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ledger.entries import field_path
+from ledger.errors import EnvironmentFailure, InputError
+
+MAX_TIMEOUT_S = 300
+
+
+class _ChainIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["bitcoin", "ethereum"]
+    url: Annotated[str, Field(pattern=r"^https?://", max_length=500)]
+    user_env: str | None = None
+    password_env: str | None = None
+    timeout_s: Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S)] = 30
+    # Bitcoin: how many keys of a ranged descriptor (…/*) to scan.
+    descriptor_range: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
+    # Ethereum: the block to read balances at ("latest" or a number).
+    block: int | Literal["latest", "finalized", "safe"] = "latest"
+
+
+class _ConfigIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    chains: dict[str, _ChainIn]
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    name: str
+    kind: str
+    url: str
+    user_env: str | None
+    password_env: str | None
+    timeout_s: float
+    descriptor_range: int
+    block: int | str
+
+    def public(self) -> dict[str, Any]:
+        """What is stored with a run: everything but credentials (only their variable names)."""
+        return {"name": self.name, "kind": self.kind, "url": self.url, "block": self.block,
+                "user_env": self.user_env, "password_env": self.password_env}
+
+
+def parse_chain_config(content: bytes, source: str) -> dict[str, ChainConfig]:
+    try:
+        raw = json.loads(content)
+        parsed = _ConfigIn.model_validate(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"malformed JSON: {error}", source=source) from None
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise InputError(first["msg"], source=source, field=field_path(first["loc"])) from None
+    return {name: ChainConfig(name, c.kind, c.url, c.user_env, c.password_env, c.timeout_s,
+                              c.descriptor_range, c.block) for name, c in parsed.chains.items()}
+
+
+RpcCall = Callable[[str, list[Any]], Any]
+
+
+class RpcError(EnvironmentFailure):
+    """The node answered, but not with a usable result."""
+
+
+def http_rpc(config: ChainConfig, environ: Mapping[str, str] = os.environ) -> RpcCall:
+    """JSON-RPC over HTTP; numbers are parsed as Decimal, so 0.1 BTC stays 0.1."""
+    auth = None
+    if config.user_env or config.password_env:
+        user = environ.get(config.user_env or "", "")
+        password = environ.get(config.password_env or "", "")
+        if not user and not password:
+            raise InputError(f"chain {config.name}: credentials expected in ${config.user_env} "
+                             f"and ${config.password_env}, which are not set")
+        auth = (user, password)
+    client = httpx.Client(timeout=config.timeout_s, auth=auth, trust_env=False)
+
+    def call(method: str, params: list[Any]) -> Any:
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+        try:
+            response = client.post(config.url, json=body)
+        except httpx.HTTPError as error:
+            raise EnvironmentFailure(
+                f"chain {config.name}: node at {config.url} unreachable "
+                f"({type(error).__name__})") from None
+        try:
+            answer = json.loads(response.content, parse_float=Decimal)
+        except ValueError:
+            raise RpcError(f"chain {config.name}: {method} answered HTTP {response.status_code} "
+                           "with something that is not JSON") from None
+        return unwrap(config.name, method, answer)
+
+    return call
+
+
+def unwrap(chain: str, method: str, answer: Any) -> Any:
+    if not isinstance(answer, dict) or ("result" not in answer and "error" not in answer):
+        raise RpcError(f"chain {chain}: {method} answered with no JSON-RPC result")
+    if answer.get("error"):
+        error = answer["error"]
+        message = error.get("message") if isinstance(error, dict) else str(error)
+        raise RpcError(f"chain {chain}: {method} failed: {message}")
+    return answer["result"]
