@@ -255,3 +255,12 @@ def demo(ctx: typer.Context) -> None:
 
 def main() -> None:
     app()
+
+
+def _register_subcommands() -> None:
+    from segledger import reconcile_cli
+
+    reconcile_cli.register(app, handled, _db, _progress)
+
+
+_register_subcommands()

@@ -12,7 +12,14 @@ from ledger.errors import InputError
 from ledger.model import Account, Pool, Role
 from ledger.storage.engine import for_writing
 from ledger.storage.rows import account_from_row, chunks, closed_through, load_assets, utcnow
-from ledger.storage.schema import accounts, balances, breaches, closed_periods, postings
+from ledger.storage.schema import (
+    accounts,
+    balances,
+    breaches,
+    closed_periods,
+    entries,
+    postings,
+)
 
 
 @dataclass(frozen=True)
@@ -39,14 +46,19 @@ class CoverageRow:
 
 
 def balances_at(
-    connection: Connection, as_of: datetime | None = None, prefix: str | None = None
+    connection: Connection, as_of: datetime | None = None, prefix: str | None = None,
+    known_at: datetime | None = None,
 ) -> list[BalanceRow]:
     """Normal-side balances at effective_at <= as_of of every account with a posting by then.
 
     The stored running balance answers for every account whose last posting is not after
     `as_of`; only the others are summed from their postings (by the account/time index).
+    With `known_at`, only entries recorded by then count: the ledger as it stood at that
+    moment, which is what a re-run of a past reconciliation must see.
     """
     as_of = as_of or utcnow()
+    if known_at is not None:
+        return _balances_known_at(connection, as_of, prefix, known_at)
     query = (select(accounts, balances.c.balance_minor, balances.c.first_effective_at,
                     balances.c.last_effective_at)
              .join(balances, balances.c.account_id == accounts.c.id)
@@ -70,6 +82,24 @@ def balances_at(
         else:
             amount = row.balance_minor
         result.append(BalanceRow(account, amount))
+    return result
+
+
+def _balances_known_at(
+    connection: Connection, as_of: datetime, prefix: str | None, known_at: datetime
+) -> list[BalanceRow]:
+    totals = (select(postings.c.account_id, func.sum(postings.c.amount_minor).label("total"))
+              .join(entries, entries.c.id == postings.c.entry_id)
+              .where(postings.c.effective_at <= as_of, entries.c.recorded_at <= known_at)
+              .group_by(postings.c.account_id).subquery())
+    query = (select(accounts, totals.c.total).join(totals, totals.c.account_id == accounts.c.id)
+             .order_by(accounts.c.code))
+    if prefix:
+        query = query.where(accounts.c.code.startswith(prefix, autoescape=True))
+    result = []
+    for row in connection.execute(query):
+        account = account_from_row(row)
+        result.append(BalanceRow(account, int(row.total) * account.normal_sign))
     return result
 
 

@@ -122,3 +122,4 @@ closed_periods = Table(
     Column("closed_by", String(200), nullable=False),
     Column("note", Text),
 )
+
