@@ -63,3 +63,19 @@ def engine(db_url: str) -> Iterator[Engine]:
     engine = service.init(db_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def regtest() -> Iterator[object]:
+    """A real litecoind -regtest node (Bitcoin Core's RPC); required in CI."""
+    from tests.chainnodes import litecoind_binary, regtest_node
+
+    if litecoind_binary() is None:
+        if os.environ.get("SEGLEDGER_REQUIRE_CHAINS") == "1":
+            pytest.fail("litecoind is required here and is not installed")
+        pytest.skip("litecoind is not installed (apt-get install -y litecoind)")
+    with regtest_node() as node:
+        node.call("createwallet", "exchange")
+        miner = node.call("getnewaddress", wallet="exchange")
+        node.call("generatetoaddress", 101, miner, wallet="exchange")
+        yield node

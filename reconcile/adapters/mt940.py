@@ -16,10 +16,8 @@ TAGS = re.compile(rb"(?:^|\n):(20|25|28C|60[FM]|61|62[FM]|86):")
 
 
 def looks_like(content: bytes) -> bool:
-    """A balance tag (:60F: or :62F:) at the start of a line, as every MT940 has."""
-    head = content[:20_000]
-    found = {match.group(1) for match in TAGS.finditer(head)}
-    return bool(found & {b"60F", b"60M", b"62F", b"62M"})
+    """MT940 field tags (:20:, :25:, :60F:, :61:, :86: …) at the start of a line."""
+    return TAGS.search(content[:20_000]) is not None
 
 
 def _decode(content: bytes) -> str:

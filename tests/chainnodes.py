@@ -1,0 +1,88 @@
+"""A real `litecoind -regtest` node for the tests (Bitcoin Core's RPC), on a free loopback port."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+START_TIMEOUT_S = 60
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RegtestNode:
+    url: str
+    user: str
+    password: str
+
+    def call(self, method: str, *params: Any, wallet: str | None = None) -> Any:
+        url = f"{self.url}/wallet/{wallet}" if wallet else self.url
+        response = httpx.post(url, json={"jsonrpc": "1.0", "id": 1, "method": method,
+                                         "params": list(params)},
+                              auth=(self.user, self.password), timeout=60)
+        answer = json.loads(response.content, parse_float=Decimal)
+        if answer.get("error"):
+            raise RuntimeError(f"{method}: {answer['error']}")
+        return answer["result"]
+
+
+def litecoind_binary() -> str | None:
+    return shutil.which("litecoind")
+
+
+@contextmanager
+def regtest_node() -> Iterator[RegtestNode]:
+    binary = litecoind_binary()
+    if binary is None:
+        raise FileNotFoundError("litecoind is not installed")
+    datadir = Path(tempfile.mkdtemp(prefix="segledger-ltc-"))
+    rpc_port, p2p_port = _free_port(), _free_port()
+    user, password = "segledger", os.urandom(8).hex()
+    process = subprocess.Popen(
+        [binary, "-regtest", f"-datadir={datadir}", f"-rpcport={rpc_port}", f"-port={p2p_port}",
+         "-rpcbind=127.0.0.1", "-rpcallowip=127.0.0.1", "-listen=0",
+         "-dnsseed=0", "-discover=0", "-txindex=1", "-fallbackfee=0.0001",
+         f"-rpcuser={user}", f"-rpcpassword={password}", "-printtoconsole=0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    node = RegtestNode(f"http://127.0.0.1:{rpc_port}", user, password)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"litecoind exited: {process.stderr.read().decode()[-2000:]}")
+            try:
+                node.call("getblockchaininfo")
+                break
+            except (httpx.HTTPError, RuntimeError, ValueError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        yield node
+    finally:
+        try:
+            node.call("stop")
+        except Exception:  # noqa: BLE001 - stopping a node that is already down is fine
+            pass
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        shutil.rmtree(datadir, ignore_errors=True)
