@@ -4,7 +4,7 @@ classified breaks out. Storage, files and chain nodes stay outside."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -185,14 +185,14 @@ def compare(facts: LedgerFacts, observations: Sequence[Observation]
 
 def _compare_one(custody: CustodyFacts, observation: Observation | None) -> Comparison:
     account = custody.account
-    common = {
-        "account": account.code, "asset": account.asset, "scale": custody.scale,
-        "pool": account.pool.value, "location": account.location.value if account.location else "",
-        "purpose": account.purpose.value if account.purpose else "",
-        "ledger_minor": custody.ledger_minor}
+    base = Comparison(
+        account=account.code, asset=account.asset, scale=custody.scale, pool=account.pool.value,
+        location=account.location.value if account.location else "",
+        purpose=account.purpose.value if account.purpose else "",
+        ledger_minor=custody.ledger_minor, external_minor=None, dust=Decimal(0), source=None,
+        evidence_as_of=None)
     if observation is None:
-        return Comparison(**common, external_minor=None, dust=Decimal(0), source=None,
-                          evidence_as_of=None)
+        return base
     if observation.raw_minor is not None:
         external_minor, dust = _chain_minor(observation, custody.scale)
     else:
@@ -201,9 +201,9 @@ def _compare_one(custody: CustodyFacts, observation: Observation | None) -> Comp
     if observation.movements or custody.items:
         matching = match(_external_items(observation, custody.scale),
                          _window(custody.items, observation))
-    return Comparison(**common, external_minor=external_minor, dust=dust,
-                      source=observation.source, evidence_as_of=_when(observation),
-                      facts=dict(observation.facts), matching=matching)
+    return replace(base, external_minor=external_minor, dust=dust, source=observation.source,
+                   evidence_as_of=_when(observation), facts=dict(observation.facts),
+                   matching=matching)
 
 
 def _external_items(observation: Observation, scale: int) -> list[Item]:

@@ -55,7 +55,7 @@ def seg_coverage(facts: RunFacts, params: Mapping[str, Any]) -> list[Check]:
         else:
             custody[comparison.asset] += comparison.external_minor
     checks = []
-    for asset in sorted(set(custody) | set(facts.ledger.liabilities_minor)):
+    for asset in sorted(facts.ledger.scales):
         scale = facts.ledger.scales[asset]
         liabilities = facts.ledger.liabilities_minor.get(asset, 0)
         coverage = custody[asset] - liabilities
@@ -103,7 +103,7 @@ RULES: dict[str, Rule] = {
     "SEG-COVERAGE": seg_coverage,
     "SEG-EXTERNAL": seg_external,
 }
-DEFAULT_RULEBOOK = {"name": "jp-fsa", "version": "2026.1", "rules": {
+DEFAULT_RULEBOOK: dict[str, Any] = {"name": "jp-fsa", "version": "2026.1", "rules": {
     "SEG-COVERAGE": {}, "SEG-EXTERNAL": {}}}
 
 

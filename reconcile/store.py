@@ -31,6 +31,7 @@ from ledger.storage.types import UTCDateTime
 from reconcile.engine import CustodyFacts, LedgerFacts
 from reconcile.evidence import EvidenceFile
 from reconcile.matching import Item
+
 recon_runs = Table(
     "recon_runs", metadata,
     Column("seq", Id, primary_key=True, autoincrement=True),

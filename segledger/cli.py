@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import functools
-import sys
-import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy.exc import OperationalError
 
 from ledger import service
-from ledger.errors import EnvironmentFailure, InputError
 from ledger.money import format_amount
 from ledger.storage.integrity import verify as verify_ledger
 from ledger.storage.reading import balances_at, close_period, coverage_at
+from segledger import reconcile_cli
+from segledger.common import EXIT_PROBLEM, State, db_url, handled, progress_bar
 from segledger.output import Format, emit
 
 app = typer.Typer(
@@ -31,51 +24,6 @@ chart_app = typer.Typer(help="The chart of accounts.", no_args_is_help=True)
 period_app = typer.Typer(help="Closed accounting periods.", no_args_is_help=True)
 app.add_typer(chart_app, name="chart")
 app.add_typer(period_app, name="period")
-
-P = ParamSpec("P")
-R = TypeVar("R")
-EXIT_PROBLEM, EXIT_INPUT, EXIT_ENVIRONMENT, EXIT_BUG = 1, 2, 3, 70
-
-
-@dataclass
-class State:
-    db: str | None = None
-
-
-def handled(command: Callable[P, R]) -> Callable[P, R]:
-    """Map errors to CONTRACT.md's exit codes with one line on stderr."""
-
-    @functools.wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except (typer.Exit, typer.Abort):
-            raise
-        except InputError as error:
-            _fail(EXIT_INPUT, error.render())
-        except EnvironmentFailure as error:
-            _fail(EXIT_ENVIRONMENT, str(error))
-        except OperationalError as error:
-            _fail(EXIT_ENVIRONMENT, f"database failure: {str(error.orig).strip().splitlines()[0]}")
-        except Exception:
-            # A bug, not a finding: exit 1 would tell a scheduler "problem found", so a crash
-            # gets EX_SOFTWARE (70) and its traceback. Transactions rolled back: nothing written.
-            traceback.print_exc()
-            _fail(EXIT_BUG, "internal error (a bug in segledger; the traceback is above)")
-        raise AssertionError("unreachable")
-
-    return wrapper
-
-
-def _fail(code: int, message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    raise typer.Exit(code)
-
-
-def _db(ctx: typer.Context) -> str | None:
-    state: State = ctx.ensure_object(State)
-    return state.db
-
 
 @app.callback()
 def main_options(
@@ -94,7 +42,7 @@ def init(
     chart: Annotated[str | None, typer.Option(help="Chart file to load after the upgrade.")] = None,
 ) -> None:
     """Create or upgrade the schema to the newest revision; optionally load a chart."""
-    engine = service.init(_db(ctx))
+    engine = service.init(db_url(ctx))
     print("schema is at the newest revision")
     if chart:
         _report_chart(service.load_chart_file(engine, chart))
@@ -106,7 +54,7 @@ def chart_load(
     ctx: typer.Context, file: Annotated[str, typer.Argument(help="Chart (JSON or YAML).")]
 ) -> None:
     """Add the chart's assets and accounts; identical ones are left, redefinitions refused."""
-    _report_chart(service.load_chart_file(service.connect(_db(ctx)), file))
+    _report_chart(service.load_chart_file(service.connect(db_url(ctx)), file))
 
 
 def _report_chart(result: Any) -> None:
@@ -123,32 +71,11 @@ def post(
         "--copy/--no-copy", help="Write with COPY (PostgreSQL; default there).")] = None,
 ) -> None:
     """Post a file of entries as one all-or-nothing batch."""
-    engine = service.connect(_db(ctx))
-    with _progress() as progress:
+    engine = service.connect(db_url(ctx))
+    with progress_bar() as progress:
         result = service.post_file(engine, file, use_copy=copy, progress=progress)
     print(f"posted {result.posted} entries ({result.postings} postings), "
           f"skipped {result.skipped} duplicates")
-
-
-@contextmanager
-def _progress() -> Iterator[Callable[[str, int, int], None] | None]:
-    """A progress bar on a terminal; nothing when stderr is a file or a pipe."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                  transient=True) as bar:
-        tasks: dict[str, Any] = {}
-
-        def update(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total or None)
-            if stage.startswith("write"):
-                bar.advance(tasks[stage], done)
-            else:
-                bar.update(tasks[stage], completed=done)
-
-        yield update
 
 
 @app.command()
@@ -161,7 +88,7 @@ def balances(
 ) -> None:
     """Normal-side balances at an effective time, of every account with a posting by then."""
     at = service.parse_instant(as_of, "--as-of")
-    engine = service.connect(_db(ctx))
+    engine = service.connect(db_url(ctx))
     with engine.connect() as connection:
         from ledger.storage.rows import load_assets
 
@@ -183,7 +110,7 @@ def coverage(
 ) -> None:
     """Customer coverage per asset: customer custody minus customer liabilities."""
     at = service.parse_instant(as_of, "--as-of")
-    with service.connect(_db(ctx)).connect() as connection:
+    with service.connect(db_url(ctx)).connect() as connection:
         rows = [_coverage_row(row) for row in coverage_at(connection, at)]
     emit(fmt, f"Customer coverage as of {at.isoformat()}",
          ["asset", "customer_custody", "by_location", "customer_liabilities", "coverage", "status"],
@@ -211,7 +138,7 @@ def verify(
     ctx: typer.Context, fmt: Annotated[Format, typer.Option("--format")] = Format.TABLE
 ) -> None:
     """Check the whole journal again from what is stored; exit 1 naming each broken entry."""
-    with service.connect(_db(ctx)).connect() as connection:
+    with service.connect(db_url(ctx)).connect() as connection:
         report = verify_ledger(connection)
     if fmt is Format.JSON:
         emit(fmt, "", [], [], {
@@ -240,7 +167,7 @@ def period_close(
 ) -> None:
     """Close every effective time up to --through: later entries dated in it are refused."""
     at = service.parse_instant(through, "--through")
-    close_period(service.connect(_db(ctx)), at, by, note)
+    close_period(service.connect(db_url(ctx)), at, by, note)
     print(f"closed through {at.isoformat()}")
 
 
@@ -250,17 +177,11 @@ def demo(ctx: typer.Context) -> None:
     """Build a small exchange's day on the database and show what to look at next."""
     from segledger.demo import run_demo
 
-    run_demo(_db(ctx))
+    run_demo(db_url(ctx))
 
 
 def main() -> None:
     app()
 
 
-def _register_subcommands() -> None:
-    from segledger import reconcile_cli
-
-    reconcile_cli.register(app, handled, _db, _progress)
-
-
-_register_subcommands()
+app.add_typer(reconcile_cli.app, name="reconcile")

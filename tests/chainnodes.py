@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -77,10 +78,9 @@ def regtest_node() -> Iterator[RegtestNode]:
                 time.sleep(0.3)
         yield node
     finally:
-        try:
+        # Stopping a node that is already down is fine.
+        with contextlib.suppress(Exception):
             node.call("stop")
-        except Exception:  # noqa: BLE001 - stopping a node that is already down is fine
-            pass
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:

@@ -79,7 +79,7 @@ def garbage_server() -> Iterator[str]:
     """A loopback HTTP server that answers every request with something that is not JSON-RPC."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_POST(self) -> None:
             self.send_response(200)
             self.end_headers()
             self.wfile.write(b"<html>surprise</html>")
@@ -108,7 +108,7 @@ def test_chain_config_is_validated_and_keeps_no_secret() -> None:
     assert config.public() == {"name": "bitcoin", "kind": "bitcoin",
                                "url": "http://127.0.0.1:8332", "block": "latest",
                                "user_env": "U", "password_env": "P"}
-    with pytest.raises(InputError, match="chains.bitcoin.timeout_s"):
+    with pytest.raises(InputError, match=r"chains\.bitcoin\.timeout_s"):
         parse_chain_config(json.dumps({"chains": {"bitcoin": {
             "kind": "bitcoin", "url": "http://x", "timeout_s": 0}}}).encode(), "c.json")
 
@@ -152,7 +152,7 @@ def test_erc20_balance_of_with_the_tokens_decimals(evm: Any) -> None:
 
 
 def test_wei_below_the_ledger_scale_is_dust_not_rounding(evm: Any) -> None:
-    w3, custody, _ = evm
+    w3, _, _ = evm
     owner = w3.eth.accounts[0]
     w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
         {"from": owner, "to": w3.eth.accounts[3], "value": 10**18 + 7}))

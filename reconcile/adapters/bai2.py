@@ -6,7 +6,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from bai2 import bai2 as bai2_parser
+from bai2 import bai2 as bai2_parser  # type: ignore[import-untyped]
 
 from ledger.errors import InputError
 from reconcile.evidence import Movement, Observation
@@ -25,7 +25,7 @@ def parse(content: bytes, source: str) -> list[Observation]:
         report = bai2_parser.parse_from_string(content.decode("ascii"), check_integrity=True)
     except UnicodeDecodeError:
         raise InputError("BAI2 must be ASCII text", source=source) from None
-    except Exception as error:  # noqa: BLE001 - the library raises its own and bare exceptions
+    except Exception as error:
         raise InputError(f"malformed BAI2: {error}", source=source) from None
     observations = []
     for group in report.children:

@@ -33,7 +33,7 @@ def parse(content: bytes, source: str) -> list[Observation]:
     try:
         statement = mt940.models.Transactions()
         statement.parse(_decode(content))
-    except Exception as error:  # noqa: BLE001 - the library raises bare exceptions on bad input
+    except Exception as error:
         raise InputError(f"malformed MT940: {error}", source=source) from None
     data: dict[str, Any] = statement.data
     closing = data.get("final_closing_balance")
