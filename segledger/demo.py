@@ -282,6 +282,7 @@ def run_demo(url: str | None, directory: Path = Path("segledger-demo")) -> None:
         console.print(f"[bold]Refused, as it must be[/]: {error.render()}")
     with engine.connect() as connection:
         _print_tables(console, connection)
+    _reconcile(console, engine, directory, entries_path)
     console.print(
         "\nNext:\n"
         f"  segledger balances --account customer:c-001          one customer's positions\n"
@@ -289,7 +290,8 @@ def run_demo(url: str | None, directory: Path = Path("segledger-demo")) -> None:
         "  segledger coverage --format json                    coverage per asset, for scripts\n"
         "  segledger verify                                    re-check the whole journal\n"
         f"  {entries_path}                   the day's entries: the JSONL format\n"
-        "Reconciliation against bank statements and chains comes with `segledger reconcile`.")
+        "  segledger reconcile history                         every run; `reconcile show RUN_ID`\n"
+        "  segledger reconcile rerun RUN_ID                    the run again, from stored evidence")
 
 
 def _print_tables(console: Console, connection: Any) -> None:
@@ -319,3 +321,56 @@ def _print_tables(console: Console, connection: Any) -> None:
             console.print(
                 f"{row.asset}: {format_amount(row.coverage_minor, row.scale)} {row.asset} of "
                 "company money (fees) stands in the customer pool; a `sweep` takes it out.")
+
+
+AS_OF = f"{DAY}T23:59:59{JST}"
+BANK_FEE_JPY = 440
+
+
+def _reconcile(console: Console, engine: Any, directory: Path, entries_path: Path) -> None:
+    """The day's statement from the trust bank (with a transfer fee the ledger has not booked)
+    and a custodian snapshot of every other custody account, reconciled against the ledger."""
+    from ledger.service import parse_instant
+    from reconcile import service as reconcile_service
+    from reconcile.adapters.camt053 import write_statement
+
+    as_of = parse_instant(AS_OF, "as_of")
+    trust = "custody:customer:trust:JPY"
+    with engine.connect() as connection:
+        balances = {row.account.code: row for row in balances_at(connection, as_of)}
+    movements = []
+    for item in map(json.loads, entries_path.read_text("utf-8").splitlines()):
+        if item["effective_at"].startswith(DAY) and item["type"] != "reversal" \
+                and item["key"] != "demo-dup-deposit":
+            for line in item["lines"]:
+                sign = 1 if line["debit"] == trust else -1 if line["credit"] == trust else 0
+                if sign:
+                    movements.append((str(sign * parse_amount(line["amount"], 0)),
+                                      item.get("metadata", {}).get("end_to_end_id"), item["memo"]))
+    movements.append((str(-BANK_FEE_JPY), None, "transfer fee charged by the trust bank"))
+    statement = directory / f"trust-statement-{DAY}.xml"
+    statement.write_bytes(write_statement(
+        "JP00DEMO0000007654321", "JPY", str(balances[trust].balance_minor - BANK_FEE_JPY), DAY,
+        movements))
+    snapshot = directory / f"custodian-{DAY}.json"
+    snapshot.write_text(json.dumps({"observations": [
+        {"account": code, "as_of": AS_OF, "source": "demo-custodian",
+         "amount": format_amount(row.balance_minor, SCALES[row.account.asset])}
+        for code, row in sorted(balances.items())
+        if code.startswith("custody:") and code != trust]}, indent=1) + "\n", "utf-8")
+    outcome = reconcile_service.run(engine, as_of=as_of, evidence_paths=[str(statement),
+                                                                         str(snapshot)])
+    result = outcome.result
+    console.print(f"\n[bold]Reconciliation[/] {result['run_id']} as of {AS_OF}: "
+                  f"[{'green' if result['status'] == 'clean' else 'red'}]{result['status']}[/]")
+    for found in result["breaks"]:
+        console.print(f"  break: {found['account']} {found['kind']} {found['difference']} "
+                      f"{found['asset']} (open since {found['open_since']})")
+    matching = result["matching"].get(trust)
+    if matching:
+        for item in matching["unmatched_external"]:
+            console.print(f"  explained by the statement line {item['amount']} JPY "
+                          f"\"{item['description']}\", which the ledger has not booked")
+    failed = [c for c in result["checks"] if c["status"] == "fail"]
+    console.print(f"  checks: {len(result['checks']) - len(failed)} pass, {len(failed)} fail"
+                  + "".join(f"\n  fail: {c['rule']} {c['asset']}: {c['detail']}" for c in failed))
