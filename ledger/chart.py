@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ledger.entries import field_path
 from ledger.errors import InputError
+from ledger.json_input import check_storable, loads_strict
 from ledger.model import (
     ACCOUNT_CODE,
     ASSET_CODE,
@@ -25,6 +26,7 @@ from ledger.model import (
     Pool,
     Purpose,
     Role,
+    implicit_customer_account,
 )
 
 MAX_CHART_BYTES = 50_000_000
@@ -125,19 +127,33 @@ def parse_chart(text: str, source: str) -> Chart:
 
 
 def _load(text: str, source: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as json_error:
-        if text.lstrip().startswith(("{", "[")):
+    if text.lstrip().startswith(("{", "[")):
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as json_error:
             raise InputError(f"malformed JSON: {json_error.msg}", source=source,
                              line=json_error.lineno) from None
+        except (ValueError, RecursionError):
+            pass  # loads_strict below says what is wrong
+        try:
+            return loads_strict(text)
+        except InputError as error:
+            raise error.located(source=source) from None
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         raise InputError(f"malformed YAML: {getattr(error, 'problem', error)}", source=source,
                          line=line) from None
+    except RecursionError:
+        raise InputError("YAML nested too deeply", source=source) from None
+    try:
+        # YAML has dates, sets and binary; a chart holds only what JSON can say.
+        check_storable(value)
+    except InputError as error:
+        raise error.located(source=source) from None
+    return value
 
 
 def check_chart(chart: Chart, source: str) -> None:
@@ -153,4 +169,10 @@ def check_chart(chart: Chart, source: str) -> None:
         if account.code in accounts and accounts[account.code] != account:
             raise InputError(f"account {account.code} is defined twice, differently",
                              source=source, line=chart.lines.get(account.code), field="accounts")
+        implicit = implicit_customer_account(account.code)
+        if implicit is not None and account != implicit:
+            raise InputError(
+                f"{account.code} names a customer account, which is always the customer's "
+                f"{implicit.asset} liability in the customer pool (customer {implicit.customer})",
+                source=source, line=chart.lines.get(account.code), field="accounts")
         accounts[account.code] = account

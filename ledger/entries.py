@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from ledger.errors import InputError
-from ledger.model import Entry, EntryType
+from ledger.json_input import loads_strict
+from ledger.model import ACCOUNT_CODE, Entry, EntryType
 
 # Limits on everything: a hit limit is a clear error, never a hang or an out-of-memory.
 MAX_LINE_BYTES = 1_000_000
@@ -25,8 +27,8 @@ KEY_PATTERN = r"^[\x21-\x7e]{1,128}$"
 class _LineIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    debit: Annotated[str, Field(min_length=1, max_length=200)]
-    credit: Annotated[str, Field(min_length=1, max_length=200)]
+    debit: Annotated[str, Field(pattern=ACCOUNT_CODE.pattern)]
+    credit: Annotated[str, Field(pattern=ACCOUNT_CODE.pattern)]
     # Checked by ledger.money.parse_amount once the asset (and so its scale) is known.
     amount: Any
 
@@ -36,7 +38,7 @@ class _EntryIn(BaseModel):
 
     key: Annotated[str, Field(pattern=KEY_PATTERN)]
     type: EntryType
-    effective_at: AwareDatetime
+    effective_at: Annotated[AwareDatetime, BeforeValidator(iso_text)]
     memo: Annotated[str | None, Field(max_length=MAX_MEMO_CHARS)] = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     lines: Annotated[list[_LineIn], Field(max_length=MAX_LINES_PER_ENTRY)] = Field(
@@ -77,6 +79,16 @@ def field_path(loc: Iterable[int | str]) -> str:
 def from_pydantic(error: ValidationError) -> InputError:
     first = error.errors()[0]
     return InputError(first["msg"], field=field_path(first["loc"]) or None)
+
+
+def iso_text(value: Any) -> Any:
+    """Times are ISO 8601 text with an offset (CONTRACT.md), not Unix numbers; years within
+    1900-2999, so that no arithmetic on them can overflow."""
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 time with its offset, as text")
+    if not re.match(r"^(19|2[0-9])[0-9]{2}-", value):
+        raise ValueError(f"{value[:40]!r}: the year must be between 1900 and 2999")
+    return value
 
 
 def parse_draft(raw: dict[str, Any] | Any, line_no: int) -> Draft:
@@ -129,10 +141,9 @@ def read_drafts(lines: Iterable[bytes | str], source: str) -> Iterator[Draft]:
                 line=line_no,
             )
         try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise InputError(f"malformed JSON: {error.msg} at column {error.colno}",
-                             source=source, line=line_no) from None
+            raw = loads_strict(text)
+        except InputError as error:
+            raise error.located(source=source, line=line_no) from None
         try:
             yield parse_draft(raw, line_no)
         except InputError as error:

@@ -90,11 +90,14 @@ POOL_PURPOSES: Mapping[Pool, frozenset[Purpose]] = MappingProxyType(
     }
 )
 
-ASSET_CODE = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,19}$")
-ACCOUNT_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,199}$")
-CUSTOMER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# Used with fullmatch (Python's `$` would also match before a trailing newline) and by
+# pydantic, whose regex engine anchors `$` at the very end.
+ASSET_CODE = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,19}$", re.ASCII)
+ACCOUNT_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,199}$", re.ASCII)
+CUSTOMER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", re.ASCII)
 IMPLICIT_CUSTOMER_ACCOUNT = re.compile(
-    r"^customer:(?P<customer>[A-Za-z0-9][A-Za-z0-9._-]{0,99}):(?P<asset>[A-Z0-9][A-Z0-9._-]{0,19})$"
+    r"customer:(?P<customer>[A-Za-z0-9][A-Za-z0-9._-]{0,99}):(?P<asset>[A-Z0-9][A-Z0-9._-]{0,19})",
+    re.ASCII,
 )
 MAX_SCALE = 36
 
@@ -154,7 +157,7 @@ class Account:
 
 def implicit_customer_account(code: str) -> Account | None:
     """`customer:<id>:<ASSET>` opens on first use; anything else must be declared."""
-    match = IMPLICIT_CUSTOMER_ACCOUNT.match(code)
+    match = IMPLICIT_CUSTOMER_ACCOUNT.fullmatch(code)
     if match is None:
         return None
     return Account(

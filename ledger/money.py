@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
 from ledger.errors import InputError
@@ -12,6 +13,7 @@ POSTGRES_MAX_MINOR = 10**78 - 1
 SQLITE_MAX_MINOR = 2**63 - 1
 # Longest decimal text we accept for one amount: a limit on everything, even digits.
 MAX_AMOUNT_CHARS = 100
+PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?", re.ASCII)
 
 
 def parse_amount(text: object, scale: int, *, allow_zero: bool = False) -> int:
@@ -24,15 +26,19 @@ def parse_amount(text: object, scale: int, *, allow_zero: bool = False) -> int:
         raise InputError(
             f"amount must be a decimal string such as \"0.5\", not {type(text).__name__}"
         )
-    raw = str(text).strip()
+    raw = str(text)
     if not raw or len(raw) > MAX_AMOUNT_CHARS:
         raise InputError(f"amount {raw[:40]!r} is empty or too long")
+    if raw.startswith("-") and PLAIN_DECIMAL.fullmatch(raw[1:]):
+        raise InputError(f"amount {raw} must be greater than zero")
+    # Plain ASCII digits only: no exponent (1e999999999 would be a denial of service), no sign,
+    # no spaces, underscores or non-ASCII digits that Decimal() would quietly accept.
+    if not PLAIN_DECIMAL.fullmatch(raw):
+        raise InputError(f"amount {raw[:40]!r} is not a plain decimal number such as \"12.5\"")
     try:
         value = Decimal(raw)
     except InvalidOperation:
         raise InputError(f"amount {raw!r} is not a decimal number") from None
-    if not value.is_finite():
-        raise InputError(f"amount {raw!r} is not a finite number")
     # Integer arithmetic on the digits: Decimal's context arithmetic (normalize, scaleb)
     # rounds to 28 significant digits, and a uint256 amount has 78.
     sign, digit_tuple, exponent = value.as_tuple()

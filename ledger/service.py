@@ -32,6 +32,8 @@ def parse_instant(text: str, field: str) -> datetime:
     if value.tzinfo is None:
         raise InputError(f"{text!r} has no UTC offset (write e.g. 2025-11-25T00:00:00+09:00)",
                          field=field)
+    if not 1900 <= value.year <= 2999:
+        raise InputError(f"{text!r}: the year must be between 1900 and 2999", field=field)
     return value.astimezone(UTC)
 
 

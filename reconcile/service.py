@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine
 
 from ledger.errors import InputError
 from ledger.money import format_amount
-from ledger.storage.engine import for_writing
+from ledger.storage.engine import for_reading, for_writing
 from ledger.storage.rows import load_assets, utcnow
 from reconcile import chain_evidence, store
 from reconcile.adapters.detect import parse_evidence, recognise
@@ -78,7 +78,7 @@ def run(engine: Engine, *, as_of: datetime, evidence_paths: Sequence[str],
         if progress:
             progress("evidence", done, len(files))
     created_at = utcnow()
-    with engine.connect() as connection:
+    with for_reading(engine).connect() as connection:
         facts = store.load_ledger_facts(connection, as_of)
         assets = load_assets(connection)
     if chain_config_path:
@@ -108,7 +108,7 @@ def _read(path: str) -> bytes:
 
 
 def rerun(engine: Engine, run_id: str) -> RerunOutcome:
-    with engine.connect() as connection:
+    with for_reading(engine).connect() as connection:
         stored = store.load_run(connection, run_id)
         if stored is None:
             raise InputError(f"no reconciliation run {run_id!r}", field="RUN_ID")

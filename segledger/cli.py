@@ -8,6 +8,7 @@ import typer
 
 from ledger import service
 from ledger.money import format_amount
+from ledger.storage.engine import for_reading
 from ledger.storage.integrity import verify as verify_ledger
 from ledger.storage.reading import balances_at, close_period, coverage_at
 from segledger import reconcile_cli
@@ -89,7 +90,7 @@ def balances(
     """Normal-side balances at an effective time, of every account with a posting by then."""
     at = service.parse_instant(as_of, "--as-of")
     engine = service.connect(db_url(ctx))
-    with engine.connect() as connection:
+    with for_reading(engine).connect() as connection:
         from ledger.storage.rows import load_assets
 
         scales = {code: asset.scale for code, asset in load_assets(connection).items()}
@@ -110,7 +111,7 @@ def coverage(
 ) -> None:
     """Customer coverage per asset: customer custody minus customer liabilities."""
     at = service.parse_instant(as_of, "--as-of")
-    with service.connect(db_url(ctx)).connect() as connection:
+    with for_reading(service.connect(db_url(ctx))).connect() as connection:
         rows = [_coverage_row(row) for row in coverage_at(connection, at)]
     emit(fmt, f"Customer coverage as of {at.isoformat()}",
          ["asset", "customer_custody", "by_location", "customer_liabilities", "coverage", "status"],
@@ -138,7 +139,7 @@ def verify(
     ctx: typer.Context, fmt: Annotated[Format, typer.Option("--format")] = Format.TABLE
 ) -> None:
     """Check the whole journal again from what is stored; exit 1 naming each broken entry."""
-    with service.connect(db_url(ctx)).connect() as connection:
+    with for_reading(service.connect(db_url(ctx))).connect() as connection:
         report = verify_ledger(connection)
     if fmt is Format.JSON:
         emit(fmt, "", [], [], {

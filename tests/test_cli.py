@@ -153,6 +153,23 @@ BAD_LINES: dict[str, tuple[Any, str, str]] = {
     "below_zero": (entry("x", "withdrawal", ("customer:c-1:JPY", TRUST, "5")), "lines",
                    "customer:c-1:JPY would fall below zero"),
     "malformed_json": ('{"key": "x", "type": ', "", "malformed JSON"),
+    "duplicate_json_key": ('{"key": "x", "key": "y", "type": "deposit", "effective_at": '
+                           '"2025-11-25T09:00:00Z", "lines": []}', "", "appears twice"),
+    "nan_in_metadata": ('{"key": "x", "type": "deposit", "effective_at": "2025-11-25T09:00:00Z",'
+                        ' "metadata": {"rate": NaN}, "lines": []}', "", "NaN"),
+    "nul_in_memo": ({**deposit("x", "c-1", "1"), "memo": "a\u0000b"}, "", "NUL"),
+    "lone_surrogate": ('{"key": "x", "type": "deposit", "effective_at": "2025-11-25T09:00:00Z",'
+                       ' "memo": "\\ud800", "lines": []}', "", "surrogate"),
+    "huge_integer": ('{"key": "x", "metadata": {"n": ' + "9" * 5000 + "}}", "", "unreadable JSON"),
+    "deep_nesting": ('{"key": "x", "metadata": ' + "[" * 100 + "]" * 100 + "}", "", "nested deeper"),
+    "exponent_amount": (deposit("x", "c-1", "1e999999999"), "lines[0].amount",
+                        "not a plain decimal number"),
+    "unix_time": ({**deposit("x", "c-1", "1"), "effective_at": 1764000000}, "effective_at",
+                  "ISO 8601"),
+    "year_one": (deposit("x", "c-1", "1", at="0001-01-01T00:00:00+09:00"), "effective_at",
+                 "between 1900 and 2999"),
+    "newline_in_account": (entry("x", "deposit", (TRUST, "customer:c-1:JPY\n", "1")),
+                           "lines[0].credit", "String should match pattern"),
     "not_an_object": ("[1, 2]", "", "must be a JSON object"),
 }
 
@@ -207,6 +224,9 @@ def test_chart_that_redefines_an_account_is_exit_2(ledger: Engine, tmp_path: Pat
      "cannot be in the company pool"),
     (lambda c: c["accounts"].append(dict(c["accounts"][0], external={})), "accounts",
      "defined twice, differently"),
+    (lambda c: c["accounts"].append({"code": "customer:c-9:BTC", "asset": "JPY",
+                                     "pool": "customer", "role": "customer_liability",
+                                     "customer": "c-9"}), "accounts", "names a customer account"),
 ])
 def test_invalid_chart_is_exit_2_naming_the_field(
     mutate: Any, field: str, reason: str, db_url: str, tmp_path: Path
@@ -218,3 +238,23 @@ def test_invalid_chart_is_exit_2_naming_the_field(
     refused = cli("--db", db_url, "init", "--chart", str(path))
     assert refused.returncode == 2
     assert f"{field}: " in refused.stderr and reason in refused.stderr, refused.stderr
+
+
+def test_yaml_chart_with_values_json_cannot_hold_is_exit_2(db_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "chart.yaml"
+    path.write_text("assets:\n  - {code: JPY, kind: fiat, scale: 0}\naccounts:\n"
+                    "  - {code: 'custody:customer:trust:JPY', asset: JPY, pool: customer,\n"
+                    "     role: custody, location: bank_trust, external: {opened: 2025-01-01}}\n")
+    refused = cli("--db", db_url, "init", "--chart", str(path))
+    assert refused.returncode == 2
+    assert "date is not a JSON value" in refused.stderr
+
+
+def test_a_yaml_chart_loads_like_its_json(db_url: str, tmp_path: Path) -> None:
+    import yaml
+
+    path = tmp_path / "chart.yaml"
+    path.write_text(yaml.safe_dump(CHART))
+    loaded = cli("--db", db_url, "init", "--chart", str(path))
+    assert loaded.returncode == 0, loaded.stderr
+    assert f"{len(CHART['accounts'])} accounts added" in loaded.stdout

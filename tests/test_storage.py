@@ -217,6 +217,25 @@ def _without_append_only_guard(connection, table: str, statement: str) -> None: 
         connection.execute(text(statement))
 
 
+def test_verify_notices_a_shifted_last_effective_time(ledger: Engine) -> None:
+    post(ledger, [deposit("d1", "c-001", "100", at="2025-11-25T09:00:00+09:00")])
+    with ledger.begin() as connection:
+        connection.execute(text(
+            "UPDATE balances SET last_effective_at = first_effective_at - INTERVAL '1 day'"
+            if connection.dialect.name == "postgresql" else
+            "UPDATE balances SET last_effective_at = '2025-11-24 00:00:00.000000'"))
+    with ledger.connect() as connection:
+        report = verify(connection)
+    assert {p.check for p in report.problems} == {"stored_balance"}
+    assert any("first/last effective time" in p.detail for p in report.problems)
+
+
+def test_database_refuses_changing_an_account(ledger: Engine) -> None:
+    with pytest.raises(DBAPIError, match="append-only"), ledger.begin() as connection:
+        connection.execute(text("UPDATE accounts SET pool = 'company' WHERE code = :c"),
+                           {"c": TRUST})
+
+
 def test_verify_notices_a_stored_balance_that_drifted(ledger: Engine) -> None:
     post(ledger, [deposit("d1", "c-001", "100")])
     with ledger.begin() as connection:

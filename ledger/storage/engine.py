@@ -79,6 +79,16 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+def for_reading(engine: Engine) -> Engine:
+    """Readers see one snapshot: on PostgreSQL a REPEATABLE READ, read-only transaction (under
+    READ COMMITTED each statement would see a later state than the one before); SQLite's
+    deferred read transaction already reads one snapshot."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="REPEATABLE READ",
+                                        postgresql_readonly=True)
+    return engine
+
+
 def for_writing(engine: Engine) -> Engine:
     """The same engine (and pool), marked so that its transactions begin as writers."""
     return engine.execution_options(**{WRITE_OPTION: True})

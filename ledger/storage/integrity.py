@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection, func, select
 
 from ledger.storage.rows import account_from_row, load_assets
-from ledger.storage.schema import accounts, balances, coverage, entries, postings
+from ledger.storage.schema import accounts, balances, breaches, coverage, entries, postings
 
 HASH_CHAIN_STATUS = "not recorded yet: entries carry no hashes until the tamper-evidence work"
 
@@ -101,14 +103,27 @@ def _check_reversals(connection: Connection, report: VerifyReport) -> None:
                 "reversal_mirror", row.key, "postings are not the mirror of the reversed entry"))
 
 
+def _utc(value: Any) -> datetime | None:
+    """SQLite's min()/max() hand back the stored text; compare times, not spellings."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def _check_balances_and_coverage(connection: Connection, report: VerifyReport) -> None:
     sums = (select(postings.c.account_id, func.sum(postings.c.amount_minor).label("total"),
-                   func.count().label("n"))
+                   func.count().label("n"),
+                   func.min(postings.c.effective_at).label("first"),
+                   func.max(postings.c.effective_at).label("last"))
             .group_by(postings.c.account_id).subquery())
     rows = connection.execute(
         select(accounts, balances.c.balance_minor, balances.c.posting_count,
+               balances.c.first_effective_at, balances.c.last_effective_at,
                func.coalesce(sums.c.total, 0).label("total"),
-               func.coalesce(sums.c.n, 0).label("n"))
+               func.coalesce(sums.c.n, 0).label("n"), sums.c.first, sums.c.last)
         .outerjoin(balances, balances.c.account_id == accounts.c.id)
         .outerjoin(sums, sums.c.account_id == accounts.c.id)
         .order_by(accounts.c.code))
@@ -125,10 +140,25 @@ def _check_balances_and_coverage(connection: Connection, report: VerifyReport) -
                 "stored_balance", account.code,
                 f"stored balance {row.balance_minor} over {row.posting_count} postings, "
                 f"postings sum to {expected} over {row.n}"))
+        # Point-in-time balances trust these two to skip summing: check them too.
+        if (_utc(row.first_effective_at), _utc(row.last_effective_at)) != (
+                _utc(row.first), _utc(row.last)):
+            report.problems.append(Problem(
+                "stored_balance", account.code,
+                f"stored first/last effective time {row.first_effective_at}/"
+                f"{row.last_effective_at}, postings say {row.first}/{row.last}"))
         if account.must_stay_non_negative and expected < 0:
             report.problems.append(Problem(
                 "non_negative", account.code, f"balance {expected} is below zero"))
         recomputed[account.asset] += account.coverage_sign * expected
+    open_breaches = set(connection.execute(
+        select(breaches.c.asset).where(breaches.c.closed_entry_id.is_(None))).scalars())
+    for asset in sorted(set(recomputed) | open_breaches):
+        short = recomputed.get(asset, 0) < 0
+        if short != (asset in open_breaches):
+            report.problems.append(Problem(
+                "breach", asset, f"coverage {recomputed.get(asset, 0)} but "
+                f"{'an open' if asset in open_breaches else 'no open'} segregation breach"))
     stored = {row.asset: row.coverage_minor
               for row in connection.execute(select(coverage.c.asset, coverage.c.coverage_minor))}
     for asset in sorted(load_assets(connection)):

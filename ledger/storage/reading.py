@@ -17,6 +17,7 @@ from ledger.storage.schema import (
     balances,
     breaches,
     closed_periods,
+    coverage,
     entries,
     postings,
 )
@@ -132,6 +133,9 @@ def close_period(engine: Engine, through: datetime, closed_by: str, note: str | 
     if through > utcnow():
         raise InputError("a period can only be closed once it has ended", field="--through")
     with for_writing(engine).begin() as connection:
+        # Every batch locks the coverage rows of its assets before it reads the closed
+        # periods; locking them all here makes a close and a batch wait for each other.
+        connection.execute(select(coverage.c.asset).order_by(coverage.c.asset).with_for_update())
         current = closed_through(connection)
         if current is not None and through <= current:
             raise InputError(f"already closed through {current.isoformat()}", field="--through")

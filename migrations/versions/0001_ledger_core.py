@@ -36,7 +36,9 @@ def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
-APPEND_ONLY = ("entries", "postings", "batches", "closed_periods")
+# Assets and accounts never change once defined (a chart may only add); the journal is
+# append-only (DESIGN.md invariant 2).
+APPEND_ONLY = ("assets", "accounts", "entries", "postings", "batches", "closed_periods")
 
 
 def upgrade() -> None:
@@ -246,8 +248,7 @@ def _postgresql_triggers() -> None:
     op.execute("""
         CREATE FUNCTION segledger_entry_open_period() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-          IF NEW.type <> 'distribution' AND EXISTS (
-               SELECT 1 FROM closed_periods WHERE closed_through >= NEW.effective_at) THEN
+          IF EXISTS (SELECT 1 FROM closed_periods WHERE closed_through >= NEW.effective_at) THEN
             RAISE EXCEPTION 'segledger: entry % is dated %, inside a closed period',
               NEW.key, NEW.effective_at USING ERRCODE = 'check_violation';
           END IF;
@@ -267,8 +268,7 @@ def _sqlite_triggers() -> None:
                   'segledger: {operation} on {table} refused: the table is append-only'); END""")
     op.execute("""
         CREATE TRIGGER entries_open_period BEFORE INSERT ON entries
-        WHEN NEW.type <> 'distribution' AND EXISTS (
-             SELECT 1 FROM closed_periods WHERE closed_through >= NEW.effective_at)
+        WHEN EXISTS (SELECT 1 FROM closed_periods WHERE closed_through >= NEW.effective_at)
         BEGIN SELECT RAISE(ABORT, 'segledger: entry dated inside a closed period'); END""")
 
 
