@@ -108,6 +108,30 @@ def test_balances_at_any_effective_time(ledger: Engine) -> None:
         assert [r.account.code for r in only] == [TRUST]
 
 
+def test_a_backdated_entry_may_not_take_an_account_below_zero_in_the_past(ledger: Engine) -> None:
+    post(ledger, [deposit("d1", "c-001", "100", at="2025-11-25T10:00:00Z")])
+    before = snapshot(ledger)
+    early = entry("w1", "withdrawal", ("customer:c-001:JPY", TRUST, "50"),
+                  at="2025-11-25T01:00:00Z")
+    with pytest.raises(InputError) as refused:
+        post(ledger, [early])
+    assert refused.value.render().startswith("test.jsonl:1: effective_at: ")
+    assert "below zero at an earlier time" in refused.value.reason
+    # The same inside one file: the withdrawal on line 2 is dated before the deposit on line 1.
+    with pytest.raises(InputError, match="below zero at an earlier time") as refused:
+        post(ledger, [deposit("d2", "c-002", "100", at="2025-11-26T10:00:00Z"),
+                      entry("w2", "withdrawal", ("customer:c-002:JPY", TRUST, "50"),
+                            at="2025-11-26T01:00:00Z")])
+    assert refused.value.line == 2
+    assert snapshot(ledger) == before
+    # Backdating that keeps every past balance non-negative is fine.
+    post(ledger, [deposit("d3", "c-001", "5", at="2025-11-25T09:00:00Z"),
+                  entry("w3", "withdrawal", ("customer:c-001:JPY", TRUST, "5"),
+                        at="2025-11-25T09:30:00Z")])
+    with ledger.connect() as connection:
+        assert verify(connection).ok
+
+
 def test_reversal_mirrors_the_original_once_only(ledger: Engine) -> None:
     post(ledger, [deposit("d1", "c-001", "100"), deposit("d2", "c-001", "40")])
     reversal = {"key": "r1", "type": "reversal", "effective_at": "2025-11-25T10:00:00+09:00",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ledger.batch import PostedEntry, PreparedBatch, prepare_batch, referenced_accounts
@@ -81,6 +81,8 @@ def post_batch(
         try:
             with for_writing(engine).begin() as connection:
                 return _post(connection, drafts, source, sha256, copy, progress)
+        except InputError as error:
+            raise error.located(source=source) from None
         except DBAPIError as error:
             if attempt < MAX_ATTEMPTS and _retryable(error):
                 # Jittered backoff so two colliding batches do not collide again in step.
@@ -248,6 +250,7 @@ def _write(
             if progress:
                 progress("write postings", len(part), len(posting_rows))
     _update_balances(connection, batch, locked, known, posting_rows)
+    _check_history(connection, batch, locked, known)
     _update_coverage_and_breaches(connection, batch, locked, entry_ids)
     return int(batch_id)
 
@@ -341,3 +344,63 @@ def _update_coverage_and_breaches(
                 breaches.c.asset == event.asset, breaches.c.closed_entry_id.is_(None)).values(
                 closed_entry_id=entry_ids[event.entry_key],
                 closed_coverage_minor=event.coverage_minor))
+
+
+def _check_history(
+    connection: Connection, batch: PreparedBatch, locked: _Locked,
+    known: dict[str, tuple[int, Any]],
+) -> None:
+    """Invariant 4 at every business time, not only now.
+
+    The book checks entries in file order, which is time order only if the file is; an entry
+    dated before postings already made (or before earlier lines of its own file) could take
+    a custody or customer account below zero in the past. For such accounts the running
+    balance from the earliest such time on is recomputed in SQL (a window over the postings
+    since then) and must stay at or above zero throughout.
+    """
+    since: dict[str, datetime] = {}
+    latest: dict[str, datetime] = {}
+    first_line: dict[str, int] = {}
+    for prepared in batch.entries:
+        at = prepared.entry.effective_at
+        for line in prepared.entry.lines:
+            for code in (line.debit, line.credit):
+                account_id, account = known[code]
+                if not account.must_stay_non_negative:
+                    continue
+                stored_last = locked.balance_rows[account_id].last_effective_at
+                previous = max(filter(None, (latest.get(code), stored_last)), default=None)
+                if previous is not None and at < previous:
+                    since[code] = min(since.get(code, at), at)
+                    first_line.setdefault(code, prepared.line_no)
+                latest[code] = max(latest.get(code, at), at)
+    if not since:
+        return
+    ids = {known[code][0]: code for code in since}
+    start = min(since.values())
+    running = (select(postings.c.account_id, func.sum(postings.c.amount_minor).over(
+        partition_by=postings.c.account_id,
+        order_by=(postings.c.effective_at, postings.c.id)).label("run"))
+        .where(postings.c.account_id.in_(list(ids)), postings.c.effective_at >= start)
+        .subquery())
+    rows = connection.execute(select(
+        running.c.account_id, func.min(running.c.run).label("low"),
+        func.max(running.c.run).label("high"), func.count().label("n"))
+        .group_by(running.c.account_id))
+    totals = dict(connection.execute(
+        select(postings.c.account_id, func.sum(postings.c.amount_minor))
+        .where(postings.c.account_id.in_(list(ids)), postings.c.effective_at >= start)
+        .group_by(postings.c.account_id)).all())
+    for row in rows:
+        code = ids[row.account_id]
+        account = known[code][1]
+        raw_now = account.normal_sign * (locked.balance_rows[row.account_id].balance_minor
+                                         + batch.balance_deltas.get(code, 0))
+        raw_before = raw_now - int(totals[row.account_id])
+        worst = raw_before + int(row.low if account.normal_sign > 0 else row.high)
+        if account.normal_sign * worst < 0:
+            raise InputError(
+                f"{code} would have been below zero at an earlier time: this entry is dated "
+                f"before postings the account already has, and the balance in between falls "
+                f"to {account.normal_sign * worst} minor units",
+                line=first_line[code], field="effective_at")
