@@ -84,11 +84,19 @@ class _Day:
     entries: list[dict[str, Any]] = field(default_factory=list)
     held: dict[tuple[str, str], int] = field(default_factory=dict)
     fees_minor: dict[str, int] = field(default_factory=dict)
+    clock_s: int = 8 * 3600
 
     def add(self, key: str, kind: str, hhmm: str, lines: list[tuple[str, str, int, str]],
             memo: str, day: str = DAY, **extra: Any) -> None:
+        """`hhmm` is kept for earlier days; the day itself runs on a clock that only moves
+        forward, because balances are tracked in generation order and must hold in time order."""
+        if day == DAY:
+            self.clock_s += 100
+            hhmm = f"{self.clock_s // 3600:02d}:{self.clock_s // 60 % 60:02d}:{self.clock_s % 60:02d}"
+        else:
+            hhmm = f"{hhmm}:00"
         self.entries.append({
-            "key": f"demo-{key}", "type": kind, "effective_at": f"{day}T{hhmm}:00{JST}",
+            "key": f"demo-{key}", "type": kind, "effective_at": f"{day}T{hhmm}{JST}",
             "memo": memo, **extra,
             "lines": [{"debit": d, "credit": c, "amount": format_amount(a, SCALES[asset])}
                       for d, c, a, asset in lines]})
