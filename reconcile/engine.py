@@ -12,7 +12,7 @@ from ledger.errors import InputError
 from ledger.model import Account, Location
 from ledger.money import to_decimal
 from reconcile.evidence import Observation
-from reconcile.matching import Item, MatchResult, match
+from reconcile.matching import DEFAULT_WINDOW_DAYS, Item, MatchResult, match
 
 BANK_KINDS = frozenset({"camt053", "mt940", "bai2"})
 CHAIN_KINDS = frozenset({"bitcoin", "ethereum"})
@@ -218,7 +218,7 @@ def _window(items: Sequence[Item], observation: Observation) -> list[Item]:
     if observation.kind not in BANK_KINDS or not observation.movements:
         return list(items)
     start = min(m.booked_on for m in observation.movements)
-    return [item for item in items if (item.on - start).days >= -3]
+    return [item for item in items if (item.on - start).days >= -DEFAULT_WINDOW_DAYS]
 
 
 def _breaks_of(comparison: Comparison, custody: CustodyFacts) -> list[Break]:

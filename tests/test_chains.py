@@ -171,3 +171,75 @@ def test_a_malformed_address_is_refused(evm: Any) -> None:
     with pytest.raises(InputError, match="not an Ethereum address"):
         ethereum.observe(w3, config, "custody:x", "ETH", None, {"addresses": ["0x12"]},
                          ethereum.pin_block(w3, config))
+
+
+@pytest.fixture(scope="module")
+def anvil() -> Iterator[str]:
+    """anvil (npm @foundry-rs/anvil): a real Ethereum node over HTTP on a free loopback port."""
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    binary = os.environ.get("SEGLEDGER_ANVIL") or shutil.which("anvil")
+    if not binary:
+        if os.environ.get("SEGLEDGER_REQUIRE_CHAINS") == "1" and os.environ.get("SEGLEDGER_ANVIL"):
+            pytest.fail("anvil is required here and was not found")
+        pytest.skip("anvil is not installed (npm install @foundry-rs/anvil)")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen([binary, "--host", "127.0.0.1", "--port", str(port), "--silent"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        import httpx
+
+        while True:
+            try:
+                httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber",
+                                      "params": []}, timeout=2)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_ethereum_over_http_on_a_real_node(anvil: str, tmp_path: Path) -> None:
+    from web3 import HTTPProvider, Web3
+
+    w3 = Web3(HTTPProvider(anvil))
+    owner, custody = w3.eth.accounts[:2]
+    artifact = json.loads((DATA / "TestToken.json").read_text())
+    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    receipt = w3.eth.wait_for_transaction_receipt(factory.constructor(10**12).transact(
+        {"from": owner}))
+    token = w3.eth.contract(address=receipt.contractAddress, abi=artifact["abi"])
+    w3.eth.wait_for_transaction_receipt(token.functions.transfer(custody, 7_000_000).transact(
+        {"from": owner}))
+    config = parse_chain_config(json.dumps({"chains": {"ethereum": {
+        "kind": "ethereum", "url": anvil}}}).encode(), "chains.json")["ethereum"]
+    client = ethereum.connect(config, {})
+    block = ethereum.pin_block(client, config)
+    observation = ethereum.observe(client, config, "custody:customer:hot:TUSD", "TUSD",
+                                   receipt.contractAddress, {"addresses": [custody]}, block)
+    assert (observation.amount, observation.facts["block_number"]) == (Decimal("7"),
+                                                                       w3.eth.block_number)
+    eth = ethereum.observe(client, config, "custody:customer:hot:ETH", "ETH", None,
+                           {"addresses": [custody]}, block)
+    assert eth.raw_minor == w3.eth.get_balance(custody)
+
+
+def test_an_ethereum_node_that_is_down_is_an_environment_failure() -> None:
+    config = parse_chain_config(json.dumps({"chains": {"ethereum": {
+        "kind": "ethereum", "url": "http://127.0.0.1:9", "timeout_s": 2}}}).encode(),
+        "chains.json")["ethereum"]
+    with pytest.raises(EnvironmentFailure, match="unreachable"):
+        ethereum.pin_block(ethereum.connect(config, {}), config)

@@ -40,16 +40,20 @@ def connect(config: ChainConfig, environ: Mapping[str, str]) -> Any:
     """A web3 client on the node of the chain config (HTTP; credentials from the environment)."""
     from web3 import HTTPProvider, Web3
 
-    headers = {}
+    request: dict[str, Any] = {"timeout": config.timeout_s}
     if config.user_env or config.password_env:
         import base64
 
         user = environ.get(config.user_env or "", "")
         password = environ.get(config.password_env or "", "")
+        if not user and not password:
+            raise InputError(f"chain {config.name}: credentials expected in "
+                             f"${config.user_env} and ${config.password_env}, which are not set")
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
-        headers["Authorization"] = f"Basic {token}"
-    return Web3(HTTPProvider(config.url, request_kwargs={"timeout": config.timeout_s,
-                                                         "headers": headers}))
+        # Headers given here replace web3's own, so the content type is repeated.
+        request["headers"] = {"Content-Type": "application/json",
+                              "Authorization": f"Basic {token}"}
+    return Web3(HTTPProvider(config.url, request_kwargs=request))
 
 
 def _guard(config: ChainConfig, what: str, call: Any) -> Any:
