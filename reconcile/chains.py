@@ -79,16 +79,21 @@ class RpcError(EnvironmentFailure):
     """The node answered, but not with a usable result."""
 
 
+def credentials(config: ChainConfig, environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """(user, password) from the environment variables the config names, or None."""
+    if not (config.user_env or config.password_env):
+        return None
+    user = environ.get(config.user_env or "", "")
+    password = environ.get(config.password_env or "", "")
+    if not user and not password:
+        raise InputError(f"chain {config.name}: credentials expected in ${config.user_env} "
+                         f"and ${config.password_env}, which are not set")
+    return user, password
+
+
 def http_rpc(config: ChainConfig, environ: Mapping[str, str] = os.environ) -> RpcCall:
     """JSON-RPC over HTTP; numbers are parsed as Decimal, so 0.1 BTC stays 0.1."""
-    auth = None
-    if config.user_env or config.password_env:
-        user = environ.get(config.user_env or "", "")
-        password = environ.get(config.password_env or "", "")
-        if not user and not password:
-            raise InputError(f"chain {config.name}: credentials expected in ${config.user_env} "
-                             f"and ${config.password_env}, which are not set")
-        auth = (user, password)
+    auth = credentials(config, environ)
     client = httpx.Client(timeout=config.timeout_s, auth=auth, trust_env=False)
 
     def call(method: str, params: list[Any]) -> Any:

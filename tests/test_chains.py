@@ -119,15 +119,20 @@ def evm() -> Any:
     from web3 import EthereumTesterProvider, Web3
 
     w3 = Web3(EthereumTesterProvider())
+    return w3, w3.eth.accounts[1], deploy_token(w3, 1_234_567)
+
+
+def deploy_token(w3: Any, to_custody: int) -> str:
+    """Deploy the committed ERC-20 and send `to_custody` units to the second account."""
     owner, custody = w3.eth.accounts[:2]
     artifact = json.loads((DATA / "TestToken.json").read_text())
     factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
     receipt = w3.eth.wait_for_transaction_receipt(factory.constructor(10**12).transact(
         {"from": owner}))
     token = w3.eth.contract(address=receipt.contractAddress, abi=artifact["abi"])
-    w3.eth.wait_for_transaction_receipt(token.functions.transfer(custody, 1_234_567).transact(
+    w3.eth.wait_for_transaction_receipt(token.functions.transfer(custody, to_custody).transact(
         {"from": owner}))
-    return w3, custody, receipt.contractAddress
+    return str(receipt.contractAddress)
 
 
 def test_eth_balance_at_a_pinned_block(evm: Any) -> None:
@@ -216,20 +221,14 @@ def test_ethereum_over_http_on_a_real_node(anvil: str, tmp_path: Path) -> None:
     from web3 import HTTPProvider, Web3
 
     w3 = Web3(HTTPProvider(anvil))
-    owner, custody = w3.eth.accounts[:2]
-    artifact = json.loads((DATA / "TestToken.json").read_text())
-    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
-    receipt = w3.eth.wait_for_transaction_receipt(factory.constructor(10**12).transact(
-        {"from": owner}))
-    token = w3.eth.contract(address=receipt.contractAddress, abi=artifact["abi"])
-    w3.eth.wait_for_transaction_receipt(token.functions.transfer(custody, 7_000_000).transact(
-        {"from": owner}))
+    custody = w3.eth.accounts[1]
+    contract = deploy_token(w3, 7_000_000)
     config = parse_chain_config(json.dumps({"chains": {"ethereum": {
         "kind": "ethereum", "url": anvil}}}).encode(), "chains.json")["ethereum"]
     client = ethereum.connect(config, {})
     block = ethereum.pin_block(client, config)
     observation = ethereum.observe(client, config, "custody:customer:hot:TUSD", "TUSD",
-                                   receipt.contractAddress, {"addresses": [custody]}, block)
+                                   contract, {"addresses": [custody]}, block)
     assert (observation.amount, observation.facts["block_number"]) == (Decimal("7"),
                                                                        w3.eth.block_number)
     eth = ethereum.observe(client, config, "custody:customer:hot:ETH", "ETH", None,

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from ledger.errors import EnvironmentFailure, InputError
-from reconcile.chains import ChainConfig, RpcError
+from reconcile.chains import ChainConfig, RpcError, credentials
 from reconcile.evidence import Observation
 
 WEI_SCALE = 18
@@ -41,15 +41,11 @@ def connect(config: ChainConfig, environ: Mapping[str, str]) -> Any:
     from web3 import HTTPProvider, Web3
 
     request: dict[str, Any] = {"timeout": config.timeout_s}
-    if config.user_env or config.password_env:
+    auth = credentials(config, environ)
+    if auth is not None:
         import base64
 
-        user = environ.get(config.user_env or "", "")
-        password = environ.get(config.password_env or "", "")
-        if not user and not password:
-            raise InputError(f"chain {config.name}: credentials expected in "
-                             f"${config.user_env} and ${config.password_env}, which are not set")
-        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         # Headers given here replace web3's own, so the content type is repeated.
         request["headers"] = {"Content-Type": "application/json",
                               "Authorization": f"Basic {token}"}
