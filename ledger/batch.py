@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from ledger.book import Book, BreachEvent, apply, effect_of
 from ledger.entries import Draft, content_hash
 from ledger.errors import InputError
+from ledger.incidents import IncidentLink
 from ledger.model import Account, Entry, EntryType, Line, implicit_customer_account
 from ledger.money import parse_amount
 
@@ -41,6 +42,9 @@ class PreparedBatch:
     balance_deltas: dict[str, int] = field(default_factory=dict)
     coverage_deltas: dict[str, int] = field(default_factory=dict)
     breach_events: list[BreachEvent] = field(default_factory=list)
+    # Incidents opened by this batch (id → key of the opening entry), and every link to one.
+    new_incidents: dict[str, str] = field(default_factory=dict)
+    links: list[IncidentLink] = field(default_factory=list)
 
     @property
     def posting_count(self) -> int:
@@ -91,7 +95,11 @@ def _prepare_one(
     entry = _resolve(draft, book, batch, posted, in_batch, reversed_in_batch)
     digest = content_hash(entry)
     effect = effect_of(entry, book)
+    if entry.type is EntryType.INCIDENT and effect.incident not in book.incidents:
+        assert effect.incident is not None
+        batch.new_incidents[effect.incident] = entry.key
     batch.breach_events.extend(apply(entry, effect, book))
+    batch.links.extend(effect.links)
     for code, delta in effect.balance_deltas.items():
         batch.balance_deltas[code] = batch.balance_deltas.get(code, 0) + delta
     for asset, delta in effect.coverage_deltas.items():

@@ -12,6 +12,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ledger.errors import InputError
+from ledger.incidents import (
+    IncidentLink,
+    KnownIncident,
+    check_reserve,
+    incident_kind,
+    incident_reference,
+    links_of,
+    reserve_changes,
+)
 from ledger.model import Account, Asset, Entry, EntryType
 from ledger.money import format_amount
 
@@ -28,6 +37,7 @@ class BreachEvent:
     opened: bool
     entry_key: str
     coverage_minor: int
+    incident: str | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,8 @@ class Effect:
 
     balance_deltas: Mapping[str, int]
     coverage_deltas: Mapping[str, int]
+    incident: str | None = None
+    links: tuple[IncidentLink, ...] = ()
 
 
 @dataclass
@@ -45,6 +57,7 @@ class Book:
     balances: dict[str, int] = field(default_factory=dict)
     coverage: dict[str, int] = field(default_factory=dict)
     open_breaches: set[str] = field(default_factory=set)
+    incidents: dict[str, KnownIncident] = field(default_factory=dict)
     closed_through: datetime | None = None
     max_minor: int = 2**63 - 1
 
@@ -62,6 +75,7 @@ def effect_of(entry: Entry, book: Book) -> Effect:
             f"(closed through {book.closed_through.isoformat()})",
             field="effective_at",
         )
+    reference = incident_reference(entry, book.incidents)
     balance_deltas: dict[str, int] = defaultdict(int)
     coverage_deltas: dict[str, int] = defaultdict(int)
     for line in entry.lines:
@@ -73,7 +87,11 @@ def effect_of(entry: Entry, book: Book) -> Effect:
             coverage_deltas[account.asset] += account.coverage_sign * change
     _check_balances(entry, book, balance_deltas)
     _check_firewall(entry, book, coverage_deltas)
-    return Effect(dict(balance_deltas), dict(coverage_deltas))
+    changes = reserve_changes(balance_deltas, book.accounts)
+    check_reserve(entry, changes)
+    links = () if reference is None else tuple(links_of(
+        entry, reference, balance_deltas, coverage_deltas, changes, book.accounts))
+    return Effect(dict(balance_deltas), dict(coverage_deltas), reference, links)
 
 
 def _check_balances(entry: Entry, book: Book, deltas: Mapping[str, int]) -> None:
@@ -128,13 +146,16 @@ def apply(entry: Entry, effect: Effect, book: Book) -> list[BreachEvent]:
     """Apply a checked effect; return the breaches this entry opens or closes."""
     for code, delta in effect.balance_deltas.items():
         book.balances[code] = book.balances.get(code, 0) + delta
+    if entry.type is EntryType.INCIDENT and effect.incident not in book.incidents:
+        assert effect.incident is not None, "effect_of requires an incident id"
+        book.incidents[effect.incident] = KnownIncident(incident_kind(entry), entry.effective_at)
     events: list[BreachEvent] = []
     for asset, delta in effect.coverage_deltas.items():
         after = book.coverage.get(asset, 0) + delta
         book.coverage[asset] = after
         if after < 0 and asset not in book.open_breaches and entry.type is EntryType.INCIDENT:
             book.open_breaches.add(asset)
-            events.append(BreachEvent(asset, True, entry.key, after))
+            events.append(BreachEvent(asset, True, entry.key, after, effect.incident))
         elif after >= 0 and asset in book.open_breaches:
             book.open_breaches.discard(asset)
             events.append(BreachEvent(asset, False, entry.key, after))

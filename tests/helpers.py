@@ -37,6 +37,9 @@ CHART: dict[str, Any] = {
         {"code": "revenue:fees:JPY", "asset": "JPY", "pool": "company", "role": "revenue"},
         {"code": "expense:rent:JPY", "asset": "JPY", "pool": "company", "role": "expense"},
         {"code": "loss:incident:BTC", "asset": "BTC", "pool": "company", "role": "loss"},
+        {"code": "custody:company:reserve:JPY", "asset": "JPY", "pool": "company",
+         "role": "custody", "location": "bank", "purpose": "reserve"},
+        {"code": "reserve:liability:JPY", "asset": "JPY", "pool": "company", "role": "reserve"},
     ],
 }
 
@@ -45,6 +48,9 @@ def entry(key: str, kind: str, *lines: tuple[str, str, str], at: str = T0,
           **extra: Any) -> dict[str, Any]:
     return {"key": key, "type": kind, "effective_at": at, **extra,
             "lines": [{"debit": d, "credit": c, "amount": a} for d, c, a in lines]}
+
+
+THEFT = {"incident": "INC-1", "incident_kind": "theft"}
 
 
 def deposit(key: str, customer: str, amount: str, asset: str = "JPY", at: str = T0) -> dict[str, Any]:

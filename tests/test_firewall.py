@@ -7,7 +7,7 @@ import pytest
 
 from ledger.errors import InputError
 from tests.domain import new_book, run
-from tests.helpers import deposit, entry
+from tests.helpers import THEFT, deposit, entry
 
 TRUST, OPERATING = "custody:customer:trust:JPY", "custody:company:operating:JPY"
 HOT, COLD = "custody:customer:hot:BTC", "custody:customer:cold:BTC"
@@ -75,7 +75,7 @@ def test_moving_customer_coins_into_a_company_wallet_is_refused() -> None:
 def test_incident_is_accepted_and_opens_a_breach_that_a_top_up_closes() -> None:
     book = funded_book()
     hack = run(book, [entry("hack", "incident", ("loss:incident:BTC", HOT, "0.5"),
-                            metadata={"kind": "theft"})])
+                            metadata=THEFT)])
     assert book.coverage["BTC"] == -50_000_000
     assert [(e.asset, e.opened, e.coverage_minor) for e in hack.breach_events] == [
         ("BTC", True, -50_000_000)]

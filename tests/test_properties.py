@@ -21,13 +21,15 @@ from tests.domain import new_book, run
 CUSTOMERS = ["c-1", "c-2", "c-3"]
 ACCOUNTS_BY_ASSET = {
     "JPY": ["custody:customer:trust:JPY", "custody:company:operating:JPY", "equity:capital:JPY",
-            "revenue:fees:JPY", "expense:rent:JPY"] + [f"customer:{c}:JPY" for c in CUSTOMERS],
+            "revenue:fees:JPY", "expense:rent:JPY", "custody:company:reserve:JPY",
+            "reserve:liability:JPY"] + [f"customer:{c}:JPY" for c in CUSTOMERS],
     "BTC": ["custody:customer:cold:BTC", "custody:customer:hot:BTC",
             "custody:company:guarantee:BTC", "equity:capital:BTC", "loss:incident:BTC"]
            + [f"customer:{c}:BTC" for c in CUSTOMERS],
 }
 TYPES = ["deposit", "withdrawal", "trade", "fee", "transfer", "sweep", "top_up", "incident",
-         "adjustment"]
+         "adjustment", "reserve_provision", "reserve_draw"]
+RESERVE = ("custody:company:reserve:JPY", "reserve:liability:JPY")
 SCALES = {"JPY": 0, "BTC": 8}
 
 
@@ -41,8 +43,14 @@ def entries(draw: st.DrawFn, index: int) -> dict[str, Any]:
         minor = draw(st.integers(min_value=1, max_value=5 * 10 ** (SCALES[asset] + 2)))
         lines.append({"debit": debit, "credit": credit,
                       "amount": format_amount(minor, SCALES[asset])})
-    return {"key": f"k{index}", "type": draw(st.sampled_from(TYPES)),
-            "effective_at": "2025-11-25T09:00:00+09:00", "lines": lines}
+    kind = draw(st.sampled_from(TYPES))
+    item = {"key": f"k{index}", "type": kind, "effective_at": "2025-11-25T09:00:00+09:00",
+            "lines": lines}
+    if kind == "incident":
+        item["metadata"] = {"incident": f"INC-{index}", "incident_kind": "theft"}
+    elif kind == "reserve_draw":
+        item["metadata"] = {"incident": f"INC-{draw(st.integers(0, max(index - 1, 0)))}"}
+    return item
 
 
 @st.composite
@@ -75,6 +83,7 @@ def test_random_streams_keep_every_invariant(stream: list[dict[str, Any]]) -> No
     accepted = 0
     for item in stream:
         before = dict(book.coverage)
+        reserve_before = [book.balances.get(code, 0) for code in RESERVE]
         try:
             run(book, [item])
         except InputError:
@@ -91,6 +100,10 @@ def test_random_streams_keep_every_invariant(stream: list[dict[str, Any]]) -> No
             if after < before.get(asset, 0):
                 assert item["type"] == "incident" or (item["type"] == "sweep" and after >= 0), (
                     f"{item['type']} lowered {asset} coverage from {before.get(asset, 0)} to {after}")
+        reserve_after = [book.balances.get(code, 0) for code in RESERVE]
+        if any(after < before for after, before in zip(reserve_after, reserve_before, strict=True)):
+            assert item["type"] == "reserve_draw", f"{item['type']} took from the reserve"
+            assert item["metadata"]["incident"] in book.incidents
         if any(book.coverage.get(asset, 0) < 0 for asset in SCALES):
             assert book.open_breaches, "negative coverage without an open breach"
     assert accepted <= len(stream)
@@ -101,8 +114,9 @@ def test_random_streams_keep_every_invariant(stream: list[dict[str, Any]]) -> No
 def test_a_rejected_entry_changes_nothing(stream: list[dict[str, Any]]) -> None:
     book = new_book()
     for item in stream:
-        state = (dict(book.balances), dict(book.coverage), set(book.open_breaches))
+        state = (dict(book.balances), dict(book.coverage), set(book.open_breaches),
+                 dict(book.incidents))
         try:
             run(book, [item])
         except InputError:
-            assert (book.balances, book.coverage, book.open_breaches) == state
+            assert (book.balances, book.coverage, book.open_breaches, book.incidents) == state

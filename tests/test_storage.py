@@ -16,7 +16,7 @@ from ledger.storage.chart_store import load_chart
 from ledger.storage.integrity import verify
 from ledger.storage.reading import balances_at, close_period, coverage_at
 from ledger.storage.schema import breaches, entries
-from tests.helpers import CHART, balance_map, deposit, entry, post, snapshot
+from tests.helpers import CHART, THEFT, balance_map, deposit, entry, post, snapshot
 
 TRUST, OPERATING, HOT = ("custody:customer:trust:JPY", "custody:company:operating:JPY",
                          "custody:customer:hot:BTC")
@@ -155,7 +155,7 @@ def test_reversal_within_the_same_batch(ledger: Engine) -> None:
 
 def test_incident_opens_a_breach_record_and_top_up_closes_it(ledger: Engine) -> None:
     post(ledger, [deposit("d1", "c-001", "2", asset="BTC")])
-    post(ledger, [entry("hack", "incident", ("loss:incident:BTC", HOT, "0.5"))])
+    post(ledger, [entry("hack", "incident", ("loss:incident:BTC", HOT, "0.5"), metadata=THEFT)])
     with ledger.connect() as connection:
         row = connection.execute(select(breaches)).one()
         assert (row.asset, row.opened_coverage_minor, row.closed_entry_id) == ("BTC", -50_000_000, None)

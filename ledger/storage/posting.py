@@ -21,6 +21,7 @@ from ledger.batch import PostedEntry, PreparedBatch, prepare_batch, referenced_a
 from ledger.book import Book
 from ledger.entries import Draft
 from ledger.errors import InputError
+from ledger.incidents import IncidentKind, KnownIncident
 from ledger.model import Line, implicit_customer_account
 from ledger.storage.engine import for_writing
 from ledger.storage.rows import (
@@ -39,6 +40,8 @@ from ledger.storage.schema import (
     breaches,
     coverage,
     entries,
+    incident_links,
+    incidents,
     postings,
 )
 
@@ -136,6 +139,7 @@ def _post(
             select(breaches.c.asset).where(breaches.c.closed_entry_id.is_(None))).scalars()),
         closed_through=closed_through(connection),
         max_minor=max_minor(connection),
+        incidents=_load_incidents(connection, drafts),
     )
     if progress:
         progress("check", 0, len(drafts))
@@ -182,6 +186,20 @@ def _load_posted(
             for _, line in sorted(lines.get(entry_id, {}).items()))
         posted[key] = PostedEntry(key, digest, entry_lines, entry_id in already_reversed)
     return posted, {key: entry_id for key, (entry_id, _) in found.items()}
+
+
+def _load_incidents(connection: Connection, drafts: Sequence[Draft]) -> dict[str, KnownIncident]:
+    """The incidents the batch's entries name (the book checks that they exist)."""
+    named = sorted({draft.metadata["incident"] for draft in drafts
+                    if isinstance(draft.metadata.get("incident"), str)})
+    found: dict[str, KnownIncident] = {}
+    for part in chunks(named):
+        rows = connection.execute(select(incidents.c.incident_id, incidents.c.kind,
+                                         incidents.c.opened_at)
+                                  .where(incidents.c.incident_id.in_(part)))
+        found.update({row.incident_id: KnownIncident(IncidentKind(row.kind), row.opened_at)
+                      for row in rows})
+    return found
 
 
 def _lock(
@@ -252,7 +270,23 @@ def _write(
     _update_balances(connection, batch, locked, known, posting_rows)
     _check_history(connection, batch, locked, known)
     _update_coverage_and_breaches(connection, batch, locked, entry_ids)
+    _write_incidents(connection, batch, entry_ids)
     return int(batch_id)
+
+
+def _write_incidents(connection: Connection, batch: PreparedBatch, entry_ids: dict[str, int]
+                     ) -> None:
+    by_key = {prepared.entry.key: prepared.entry for prepared in batch.entries}
+    if batch.new_incidents:
+        connection.execute(incidents.insert(), [
+            {"incident_id": incident, "kind": by_key[key].metadata["incident_kind"],
+             "opened_entry_id": entry_ids[key], "opened_at": by_key[key].effective_at}
+            for incident, key in batch.new_incidents.items()])
+    if batch.links:
+        connection.execute(incident_links.insert(), [
+            {"incident_id": link.incident, "entry_id": entry_ids[link.entry_key],
+             "kind": link.kind.value, "asset": link.asset, "amount_minor": link.amount_minor}
+            for link in batch.links])
 
 
 def _allocate_entry_ids(connection: Connection, count: int) -> list[int]:
@@ -338,7 +372,7 @@ def _update_coverage_and_breaches(
         if event.opened:
             connection.execute(breaches.insert().values(
                 asset=event.asset, opened_entry_id=entry_ids[event.entry_key],
-                opened_coverage_minor=event.coverage_minor))
+                opened_coverage_minor=event.coverage_minor, incident_id=event.incident))
         else:
             connection.execute(update(breaches).where(
                 breaches.c.asset == event.asset, breaches.c.closed_entry_id.is_(None)).values(

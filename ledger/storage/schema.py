@@ -112,6 +112,8 @@ breaches = Table(
     Column("opened_coverage_minor", MinorUnits, nullable=False),
     Column("closed_entry_id", Id, ForeignKey("entries.id")),
     Column("closed_coverage_minor", MinorUnits),
+    # The incident whose entry opened the breach (from migration 0003 on).
+    Column("incident_id", String(64)),
 )
 
 closed_periods = Table(
@@ -123,3 +125,37 @@ closed_periods = Table(
     Column("note", Text),
 )
 
+
+incidents = Table(
+    "incidents", metadata,
+    Column("incident_id", String(64), primary_key=True),
+    Column("kind", String(30), nullable=False),
+    Column("opened_entry_id", Id, ForeignKey("entries.id"), nullable=False),
+    Column("opened_at", UTCDateTime, nullable=False),
+)
+
+incident_links = Table(
+    "incident_links", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("incident_id", String(64), ForeignKey("incidents.incident_id"), nullable=False),
+    Column("entry_id", Id, ForeignKey("entries.id"), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("asset", String(20), ForeignKey("assets.code"), nullable=False),
+    Column("amount_minor", MinorUnits, nullable=False),
+)
+
+insurance_policies = Table(
+    "insurance_policies", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("policy_id", String(100), nullable=False, unique=True),
+    Column("insurer", String(200), nullable=False),
+    Column("currency", String(20), ForeignKey("assets.code"), nullable=False),
+    Column("limit_minor", MinorUnits, nullable=False),
+    # Exact decimal text (e.g. "0.8"): the share of a loss the policy pays.
+    Column("covered_share", String(40), nullable=False),
+    Column("period_start", UTCDateTime, nullable=False),
+    Column("period_end", UTCDateTime, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("source", String(500), nullable=False),
+    Column("loaded_at", UTCDateTime, nullable=False),
+)
