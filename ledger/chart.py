@@ -99,7 +99,7 @@ def _line_of(text: str, needle: str) -> int | None:
 def parse_chart(text: str, source: str) -> Chart:
     if len(text) > MAX_CHART_BYTES:
         raise InputError(f"chart is larger than {MAX_CHART_BYTES} bytes", source=source)
-    raw = _load(text, source)
+    raw = load_document(text, source)
     try:
         parsed = _ChartIn.model_validate(raw)
     except ValidationError as error:
@@ -126,7 +126,8 @@ def parse_chart(text: str, source: str) -> Chart:
     return Chart(assets, accounts, lines)
 
 
-def _load(text: str, source: str) -> Any:
+def load_document(text: str, source: str) -> Any:
+    """JSON or YAML (told apart by the first character), holding only what JSON can say."""
     if text.lstrip().startswith(("{", "[")):
         try:
             json.loads(text)

@@ -32,6 +32,8 @@ class LedgerFacts:
     custody: tuple[CustodyFacts, ...]
     liabilities_minor: Mapping[str, int]
     scales: Mapping[str, int]
+    kinds: Mapping[str, str] = field(default_factory=dict)  # asset → fiat | crypto
+    appropriation_minor: Mapping[str, int] = field(default_factory=dict)  # reserve accounts
 
 
 @dataclass(frozen=True)

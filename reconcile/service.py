@@ -26,9 +26,13 @@ from reconcile.adapters.detect import parse_evidence, recognise
 from reconcile.chains import parse_chain_config
 from reconcile.engine import Break, Comparison, LedgerFacts, compare
 from reconcile.evidence import MAX_EVIDENCE_BYTES, EvidenceFile, Observation
-from reconcile.rules import DEFAULT_RULEBOOK, Check, RunFacts, evaluate
+from ledger.prices import PriceTable, check_covers, parse_prices
+from reconcile.rules import Check, ReserveFacts, Rulebook, RunFacts, preset
+from reconcile.rules.rulebook import from_json as rulebook_from_json
 
 Progress = Callable[[str, int, int], None]
+# A price file is stored with the run's evidence under this format, and read back as prices.
+PRICES_FORMAT = "prices"
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,13 @@ def read_evidence_files(paths: Sequence[str]) -> list[EvidenceFile]:
 def run(engine: Engine, *, as_of: datetime, evidence_paths: Sequence[str],
         chain_config_path: str | None = None, progress: Progress | None = None,
         environ: Mapping[str, str] = os.environ,
-        chain_clients: Mapping[str, Any] | None = None) -> RunOutcome:
+        chain_clients: Mapping[str, Any] | None = None,
+        prices_path: str | None = None, rulebook: Rulebook | None = None) -> RunOutcome:
+    rulebook = rulebook or preset("jp-fsa")
+    prices = None
+    if prices_path:
+        price_file = EvidenceFile(prices_path, _read(prices_path))
+        prices = parse_prices(price_file.content, prices_path)
     files = read_evidence_files(evidence_paths)
     observations: list[Observation] = []
     stored: list[tuple[str, str, EvidenceFile]] = []
@@ -81,6 +91,11 @@ def run(engine: Engine, *, as_of: datetime, evidence_paths: Sequence[str],
     with for_reading(engine).connect() as connection:
         facts = store.load_ledger_facts(connection, as_of)
         assets = load_assets(connection)
+        if prices is not None:
+            check_covers(prices, held_assets(facts), assets, prices_path or "")
+            stored.append(("file", PRICES_FORMAT, price_file))
+        previous = store.previous_run(connection, None)
+        reserve = store.load_reserve_facts(connection, as_of, None, rulebook, previous)
     if chain_config_path:
         configs = parse_chain_config(_read(chain_config_path), chain_config_path)
         for observation in chain_evidence.observe_chains(
@@ -91,11 +106,12 @@ def run(engine: Engine, *, as_of: datetime, evidence_paths: Sequence[str],
     run_id = f"run-{created_at:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
     with for_writing(engine).begin() as connection:
         open_before = store.previous_open_breaks(connection, None)
-        outcome = _evaluate(run_id, created_at, facts, observations, stored, open_before)
+        outcome = _evaluate(run_id, created_at, facts, observations, stored, open_before,
+                            rulebook, prices, reserve)
         text = canonical(outcome.result)
         store.save_run(connection, store.StoredRun(
             0, run_id, created_at, as_of, outcome.result["status"],
-            DEFAULT_RULEBOOK["name"], text, store.sha256_text(text)), stored,
+            rulebook.name[:100], text, store.sha256_text(text)), stored,
             outcome.result["breaks"])
     return outcome
 
@@ -114,16 +130,22 @@ def rerun(engine: Engine, run_id: str) -> RerunOutcome:
             raise InputError(f"no reconciliation run {run_id!r}", field="RUN_ID")
         evidence = store.load_evidence(connection, stored.seq)
         observations: list[Observation] = []
-        for kind, _, file in evidence:
-            if kind == "file":
+        prices = None
+        for kind, fmt, file in evidence:
+            if fmt == PRICES_FORMAT:
+                prices = parse_prices(file.content, file.name)
+            elif kind == "file":
                 observations.extend(parse_evidence(file))
             else:
                 observations.append(chain_evidence.from_evidence(file))
+        before = json.loads(stored.result)
+        rulebook = rulebook_from_json(before["rulebook"])
         facts = store.load_ledger_facts(connection, stored.as_of, known_at=stored.created_at)
         open_before = store.previous_open_breaks(connection, stored.seq)
+        reserve = store.load_reserve_facts(connection, stored.as_of, stored.created_at,
+                                           rulebook, store.previous_run(connection, stored.seq))
     outcome = _evaluate(stored.run_id, stored.created_at, facts, observations, evidence,
-                        open_before)
-    before = json.loads(stored.result)
+                        open_before, rulebook, prices, reserve)
     differences = _differences(before, outcome.result)
     return RerunOutcome(outcome, canonical(outcome.result) == stored.result, differences)
 
@@ -142,18 +164,26 @@ def canonical(result: Mapping[str, Any]) -> str:
                       default=str)
 
 
+def held_assets(facts: LedgerFacts) -> set[str]:
+    """Assets with a balance at the as-of time: those a price file must price."""
+    held = {c.account.asset for c in facts.custody if c.ledger_minor}
+    return held | {asset for asset, minor in facts.liabilities_minor.items() if minor}
+
+
 def _evaluate(run_id: str, created_at: datetime, facts: LedgerFacts,
               observations: Sequence[Observation], evidence: Sequence[tuple[str, str, EvidenceFile]],
-              open_before: Mapping[tuple[str, str], str]) -> RunOutcome:
+              open_before: Mapping[tuple[str, str], str], rulebook: Rulebook,
+              prices: PriceTable | None, reserve: ReserveFacts) -> RunOutcome:
     comparisons, breaks = compare(facts, observations)
-    checks = evaluate(RunFacts(facts, comparisons))
+    checks = rulebook.evaluate(RunFacts(facts, comparisons, prices, reserve))
     status = "breaks" if any(b.kind != "dust" for b in breaks) else "clean"
     result = {
         "run_id": run_id,
         "as_of": facts.as_of.isoformat(),
         "created_at": created_at.isoformat(),
         "status": status,
-        "rulebook": {"name": DEFAULT_RULEBOOK["name"], "version": DEFAULT_RULEBOOK["version"]},
+        "rulebook": rulebook.to_json(),
+        "prices": prices.to_json() if prices else None,
         "evidence": [{"name": f.name, "kind": kind, "format": fmt, "sha256": f.sha256,
                       "size_bytes": len(f.content)} for kind, fmt, f in evidence],
         "accounts": [_account_json(c) for c in comparisons],

@@ -7,9 +7,10 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from dateutil.relativedelta import relativedelta
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -24,6 +25,7 @@ from sqlalchemy import (
 )
 
 from ledger.model import Role
+from ledger.storage import reserve_store
 from ledger.storage.reading import balances_at
 from ledger.storage.rows import account_from_row, load_assets
 from ledger.storage.schema import Id, accounts, entries, metadata, postings
@@ -31,6 +33,7 @@ from ledger.storage.types import UTCDateTime
 from reconcile.engine import CustodyFacts, LedgerFacts
 from reconcile.evidence import EvidenceFile
 from reconcile.matching import Item
+from reconcile.rules import Draw, ReserveFacts, Rulebook
 
 recon_runs = Table(
     "recon_runs", metadata,
@@ -76,9 +79,14 @@ def load_ledger_facts(connection: Connection, as_of: datetime,
                       known_at: datetime | None = None) -> LedgerFacts:
     """Custody balances (with their postings, for matching) and customer liabilities at
     `as_of`, as the ledger knew them at `known_at` (default: now)."""
-    scales = {code: asset.scale for code, asset in load_assets(connection).items()}
-    balances = {row.account.code: row.balance_minor
-                for row in balances_at(connection, as_of, known_at=known_at)}
+    assets = load_assets(connection)
+    scales = {code: asset.scale for code, asset in assets.items()}
+    balances: dict[str, int] = {}
+    appropriation: dict[str, int] = defaultdict(int)
+    for row in balances_at(connection, as_of, known_at=known_at):
+        balances[row.account.code] = row.balance_minor
+        if row.account.role is Role.RESERVE:
+            appropriation[row.account.asset] += row.balance_minor
     liabilities: dict[str, int] = defaultdict(int)
     for row in balances_at(connection, as_of, prefix="customer:", known_at=known_at):
         if row.account.coverage_sign < 0:
@@ -93,7 +101,9 @@ def load_ledger_facts(connection: Connection, as_of: datetime,
         CustodyFacts(account_from_row(row), scales[row.asset], balances.get(row.code, 0),
                      tuple(items.get(row.id, ())))
         for row in custody_rows)
-    return LedgerFacts(as_of, custody, dict(liabilities), scales)
+    return LedgerFacts(as_of, custody, dict(liabilities), scales,
+                       {code: asset.kind.value for code, asset in assets.items()},
+                       dict(appropriation))
 
 
 def _custody_items(connection: Connection, account_ids: Sequence[int], as_of: datetime,
@@ -183,3 +193,35 @@ def history(connection: Connection, limit: int = 1000) -> list[StoredRun]:
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def previous_run(connection: Connection, before_seq: int | None) -> StoredRun | None:
+    """The run just before `before_seq` (or the newest run): its draws are already reported."""
+    query = select(recon_runs).order_by(recon_runs.c.seq.desc()).limit(1)
+    if before_seq is not None:
+        query = query.where(recon_runs.c.seq < before_seq)
+    row = connection.execute(query).first()
+    if row is None:
+        return None
+    return StoredRun(row.seq, row.run_id, row.created_at, row.as_of, row.status, row.rulebook,
+                     row.result, row.result_sha256)
+
+
+def load_reserve_facts(connection: Connection, as_of: datetime, known_at: datetime | None,
+                       rulebook: Rulebook, previous: StoredRun | None) -> ReserveFacts:
+    """Trades, losses, policies and draws for the windows the rulebook's parameters name."""
+    params = rulebook.params("JP-RESERVE")
+    lookback_days = params.lookback_days if params else 365
+    incident_years = params.incident_years if params else 3
+    quote = params.currency if params else "JPY"
+    traded, unquoted = reserve_store.traded_minor(
+        connection, as_of - timedelta(days=lookback_days), as_of, known_at, quote)
+    losses = reserve_store.losses_minor(
+        connection, as_of - relativedelta(years=incident_years), as_of, known_at)
+    since = (previous.as_of, previous.created_at) if previous else None
+    draws = tuple(Draw(d.entry_key, d.entry_type, d.effective_at, d.asset, d.amount_minor,
+                       d.incident, d.incident_kind, d.memo)
+                  for d in reserve_store.draws(connection, as_of, known_at, since))
+    return ReserveFacts(traded, traded.get(quote, 0), unquoted, losses,
+                        tuple(reserve_store.policies(connection, known_at)), draws,
+                        previous.as_of if previous else None)

@@ -16,6 +16,7 @@ from rich.table import Table
 from ledger import service as ledger_service
 from ledger.errors import InputError
 from reconcile import service, store
+from reconcile.rules import load_rulebook
 from segledger.common import EXIT_PROBLEM, db_url, handled, progress_bar
 from segledger.output import Format
 
@@ -32,20 +33,19 @@ def run_command(
         "--evidence", help="camt.053, MT940, BAI2 or observation file; repeatable.")] = None,
     chain_config: Annotated[str | None, typer.Option("--chain-config")] = None,
     prices: Annotated[str | None, typer.Option(
-        "--prices", help="Price file (used by the rulebook's valuation rules).")] = None,
-    rulebook: Annotated[str, typer.Option("--rulebook")] = "jp",
+        "--prices", help="Price file: values for the rules that compare by value.")] = None,
+    rulebook: Annotated[str, typer.Option(
+        "--rulebook", help="Preset (jp-fsa, hk-sfc) or rulebook file.")] = "jp-fsa",
     fmt: Annotated[Format, typer.Option("--format")] = Format.TABLE,
 ) -> None:
     """Compare the ledger at --as-of with the evidence; exit 1 on breaks or failed checks."""
     at = ledger_service.parse_instant(as_of, "--as-of")
-    if rulebook not in ("jp", "jp-fsa"):
-        raise InputError(f"unknown rulebook {rulebook!r} (this version knows: jp)",
-                         field="--rulebook")
-    del prices  # accepted for the contract; the valuation rules come with the rulebook
+    book = load_rulebook(rulebook)
     engine = ledger_service.connect(db_url(ctx))
     with progress_bar() as report:
         outcome = service.run(engine, as_of=at, evidence_paths=evidence or [],
-                              chain_config_path=chain_config, progress=report)
+                              chain_config_path=chain_config, progress=report,
+                              prices_path=prices, rulebook=book)
     _print_result(outcome.result, fmt)
     if outcome.problems:
         raise typer.Exit(EXIT_PROBLEM)

@@ -16,6 +16,8 @@ from ledger.chart import parse_chart
 from ledger.errors import EnvironmentFailure, InputError
 from ledger.storage.chart_store import load_chart
 from reconcile import service
+from reconcile.rules import preset
+from reconcile.rules.rulebook import parse_rulebook
 from tests.camt import statement
 from tests.chainnodes import RegtestNode
 from tests.helpers import cli, entry, post
@@ -70,14 +72,21 @@ def _runs(engine: Engine) -> int:
 def test_clean_statement_gives_a_clean_run(bank_ledger: Engine, tmp_path: Path) -> None:
     camt = _write(tmp_path, "s.xml", statement(IBAN, "JPY", "250000", "2025-11-25", [
         ("200000", "E2E-1", "deposit c-1"), ("50000", "E2E-2", "deposit c-2")]))
-    outcome = service.run(bank_ledger, as_of=AS_OF, evidence_paths=[camt])
+    # No trades, so only the formula's floor would require a reserve: a small exchange's own
+    # rulebook sets it to zero, and then nothing is left to fail.
+    no_floor = parse_rulebook(json.dumps({"name": "no-floor", "version": "1", "extends": "jp-fsa",
+                                          "rules": {"JP-RESERVE": {"floor": "0"}}}), "test")
+    outcome = service.run(bank_ledger, as_of=AS_OF, evidence_paths=[camt], rulebook=no_floor)
     result = outcome.result
     assert (result["status"], outcome.problems) == ("clean", False)
     [trust] = result["accounts"]
     assert (trust["ledger"], trust["external"], trust["difference"]) == ("250000", "250000", "0")
     assert {(c["rule"], c["asset"], c["status"]) for c in result["checks"]} == {
         ("SEG-COVERAGE", "JPY", "pass"), ("SEG-COVERAGE", "BTC", "pass"),
-        ("SEG-EXTERNAL", "JPY", "pass")}
+        ("SEG-EXTERNAL", "JPY", "pass"), ("JP-FIAT-TRUST", "JPY", "pass"),
+        ("JP-COLD-95", "*", "pass"), ("SEG-EXCESS", "JPY", "pass"),
+        ("JP-RESERVE", "JPY", "pass"), ("RESERVE-DRAW", "*", "pass"),
+        ("WALLET-DISJOINT", "*", "pass")}
     assert [m["rule"] for m in result["matching"][TRUST]["matched"]] == ["reference", "reference"]
 
 
@@ -179,10 +188,16 @@ def _sparse(path: Path, size: int) -> str:
 def test_cli_run_show_history_rerun_export(bank_ledger: Engine, tmp_path: Path) -> None:
     db = bank_ledger.url.render_as_string(hide_password=False)
     camt = _write(tmp_path, "s.xml", statement(IBAN, "JPY", "250000", "2025-11-25", []))
+    rulebook = _write(tmp_path, "rulebook.yaml", (
+        b"name: small-exchange\nversion: '2026-11'\nextends: jp-fsa\n"
+        b"rules:\n  JP-RESERVE: {floor: '0'}\n"))
     done = cli("--db", db, "reconcile", "run", "--as-of", "2025-11-25T23:59:59Z",
-               "--evidence", camt, "--format", "json")
+               "--evidence", camt, "--rulebook", rulebook, "--format", "json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
+    assert (result["rulebook"]["name"], result["rulebook"]["extends"]) == ("small-exchange",
+                                                                         "jp-fsa")
+    assert result["rulebook"]["rules"]["JP-RESERVE"]["floor"] == "0"
     assert set(result) >= {"run_id", "as_of", "status", "accounts", "breaks", "checks"}
     run_id = result["run_id"]
     history = json.loads(cli("--db", db, "reconcile", "history", "--format", "json").stdout)

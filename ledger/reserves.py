@@ -1,0 +1,187 @@
+"""The liability reserve (責任準備金): the required amount, the insurance that may stand in for
+part of it, and the insurance register's file format. Plain functions over plain values.
+
+The FSA has not published its formula (REGULATION.md R1), so the formula is versioned data:
+
+    jp-reserve-v1
+      traded value  V = quote-currency legs of trade entries over the look-back window
+                        + for trades with no quote leg, ½ Σ legs valued at the price table
+      base          B = V × rate
+      loss ratio    L = incident losses over the last `incident_years` (valued)
+                        ÷ customer assets at the as-of time (valued); 0 without losses
+      incident      F = 1 + incident_weight × L
+      required      R = max(floor, ⌈B × F × risk_multiplier⌉)   (in the quote's minor unit)
+      insurance     each policy in force counts min(limit, covered_share × R);
+                    all together at most insurance_cap × R
+      check         reserve held + eligible insurance ≥ R
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from fractions import Fraction
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from ledger.entries import from_pydantic, iso_text
+from ledger.errors import InputError
+from ledger.json_input import loads_strict
+from ledger.model import ASSET_CODE
+from ledger.prices import PlainDecimal
+
+FORMULA_VERSION = "jp-reserve-v1"
+MAX_POLICIES = 1_000
+MAX_REGISTER_BYTES = 1_000_000
+
+
+@dataclass(frozen=True)
+class ReserveParameters:
+    lookback_days: int
+    rate: Decimal
+    incident_years: int
+    incident_weight: Decimal
+    risk_multiplier: Decimal
+    floor: Decimal
+    insurance_cap: Decimal
+    formula: str = FORMULA_VERSION
+
+
+@dataclass(frozen=True)
+class Requirement:
+    traded_value: Fraction
+    base: Fraction
+    loss_ratio: Fraction
+    incident_factor: Fraction
+    computed: Fraction
+    required: int  # quote minor units, rounded up: a requirement is never rounded away
+
+    def numbers(self, quote_scale: int) -> dict[str, str]:
+        return {"traded_value": show(self.traded_value, quote_scale),
+                "base": show(self.base, quote_scale),
+                "loss_ratio": show(self.loss_ratio, 8),
+                "incident_factor": show(self.incident_factor, 8),
+                "computed": show(self.computed, quote_scale)}
+
+
+def required_reserve(params: ReserveParameters, traded_value: Fraction, losses: Fraction,
+                     customer_assets: Fraction, quote_scale: int) -> Requirement:
+    base = traded_value * Fraction(params.rate)
+    loss_ratio = losses / customer_assets if losses and customer_assets else Fraction(0)
+    if losses and not customer_assets:
+        # Losses with nothing left in custody: the worst case, counted as a full loss ratio.
+        loss_ratio = Fraction(1)
+    factor = 1 + Fraction(params.incident_weight) * loss_ratio
+    computed = base * factor * Fraction(params.risk_multiplier)
+    unit = Fraction(10) ** quote_scale
+    required = max(math.ceil(Fraction(params.floor) * unit), math.ceil(computed * unit))
+    return Requirement(traded_value, base, loss_ratio, factor, computed, required)
+
+
+@dataclass(frozen=True)
+class Policy:
+    policy_id: str
+    insurer: str
+    currency: str
+    limit_minor: int
+    covered_share: Decimal
+    period_start: datetime
+    period_end: datetime
+
+    def in_force(self, at: datetime) -> bool:
+        return self.period_start <= at < self.period_end
+
+
+def eligible_insurance(policies: Sequence[tuple[Policy, Fraction]], required: Fraction,
+                       cap: Decimal) -> tuple[Fraction, list[tuple[str, Fraction]]]:
+    """(policy, limit valued in the quote) in force → the amount that may stand in for reserve."""
+    counted = [(policy.policy_id, min(limit, Fraction(policy.covered_share) * required))
+               for policy, limit in policies]
+    return min(sum((amount for _, amount in counted), Fraction(0)),
+               Fraction(cap) * required), counted
+
+
+def show(value: Fraction, decimals: int) -> str:
+    """Rounded down for display only; comparisons use the exact fractions."""
+    unit = 10**decimals
+    minor = math.floor(value * unit)
+    sign = "-" if minor < 0 else ""
+    digits = str(abs(minor)).rjust(decimals + 1, "0")
+    return f"{sign}{digits[:-decimals]}.{digits[-decimals:]}" if decimals else f"{sign}{digits}"
+
+
+class _PolicyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    policy_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$")]
+    insurer: Annotated[str, Field(min_length=1, max_length=200)]
+    currency: Annotated[str, Field(pattern=ASSET_CODE.pattern)] = "JPY"
+    limit: Any
+    covered_share: PlainDecimal
+    period_start: Annotated[AwareDatetime, BeforeValidator(iso_text)]
+    period_end: Annotated[AwareDatetime, BeforeValidator(iso_text)]
+
+
+class _RegisterIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    policies: Annotated[list[_PolicyIn], Field(min_length=1, max_length=MAX_POLICIES)]
+
+
+@dataclass(frozen=True)
+class PolicyDraft:
+    """A policy as read, before its limit is scaled to the currency's minor unit."""
+
+    index: int
+    policy_id: str
+    insurer: str
+    currency: str
+    limit: Any
+    covered_share: Decimal
+    period_start: datetime
+    period_end: datetime
+
+    def content_hash(self) -> str:
+        canonical = {"policy_id": self.policy_id, "insurer": self.insurer,
+                     "currency": self.currency, "limit": str(self.limit),
+                     "covered_share": str(self.covered_share.normalize()),
+                     "period_start": self.period_start.isoformat(),
+                     "period_end": self.period_end.isoformat()}
+        return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
+def parse_register(content: bytes, source: str) -> list[PolicyDraft]:
+    if len(content) > MAX_REGISTER_BYTES:
+        raise InputError(f"insurance register is larger than {MAX_REGISTER_BYTES} bytes",
+                         source=source)
+    try:
+        parsed = _RegisterIn.model_validate(loads_strict(content))
+    except InputError as error:
+        raise error.located(source=source) from None
+    except ValidationError as error:
+        raise from_pydantic(error).located(source=source) from None
+    drafts, seen = [], set()
+    for index, policy in enumerate(parsed.policies):
+        where = f"policies[{index}]"
+        if not Decimal(0) < policy.covered_share <= Decimal(1):
+            raise InputError("the covered share is a fraction above 0 and at most 1",
+                             source=source, field=f"{where}.covered_share")
+        if policy.period_end <= policy.period_start:
+            raise InputError(f"the period ends ({policy.period_end.isoformat()}) before it "
+                             f"starts ({policy.period_start.isoformat()})", source=source,
+                             field=f"{where}.period_end")
+        if policy.policy_id in seen:
+            raise InputError(f"policy {policy.policy_id!r} appears twice", source=source,
+                             field=f"{where}.policy_id")
+        seen.add(policy.policy_id)
+        drafts.append(PolicyDraft(index, policy.policy_id, policy.insurer, policy.currency,
+                                  policy.limit, policy.covered_share,
+                                  policy.period_start.astimezone(UTC),
+                                  policy.period_end.astimezone(UTC)))
+    return drafts
