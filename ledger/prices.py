@@ -20,7 +20,7 @@ from ledger.entries import from_pydantic, iso_text
 from ledger.errors import InputError
 from ledger.json_input import loads_strict
 from ledger.model import ASSET_CODE
-from ledger.money import PLAIN_DECIMAL, format_amount
+from ledger.money import PLAIN_DECIMAL
 
 MAX_PRICE_FILE_BYTES = 5_000_000
 MAX_PRICES = 10_000
@@ -120,9 +120,3 @@ def table_from_json(document: Mapping[str, Any]) -> PriceTable:
     return parse_prices(json.dumps({k: v for k, v in document.items() if v is not None}
                                    ).encode(), "stored price table")
 
-
-def money(value: Decimal, scale: int = 0) -> str:
-    """A value for display, rounded down to the quote's scale (never rounded up into coverage)."""
-    minor = int(EXACT.to_integral_value(EXACT.scaleb(value, scale),
-                                        rounding=decimal.ROUND_FLOOR))
-    return format_amount(minor, scale)

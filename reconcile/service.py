@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine
 
 from ledger.errors import InputError
 from ledger.money import format_amount
+from ledger.prices import PriceTable, check_covers, parse_prices
 from ledger.storage.engine import for_reading, for_writing
 from ledger.storage.rows import load_assets, utcnow
 from reconcile import chain_evidence, store
@@ -26,7 +27,6 @@ from reconcile.adapters.detect import parse_evidence, recognise
 from reconcile.chains import parse_chain_config
 from reconcile.engine import Break, Comparison, LedgerFacts, compare
 from reconcile.evidence import MAX_EVIDENCE_BYTES, EvidenceFile, Observation
-from ledger.prices import PriceTable, check_covers, parse_prices
 from reconcile.rules import Check, ReserveFacts, Rulebook, RunFacts, preset
 from reconcile.rules.rulebook import from_json as rulebook_from_json
 

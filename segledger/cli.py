@@ -11,7 +11,7 @@ from ledger.money import format_amount
 from ledger.storage.engine import for_reading
 from ledger.storage.integrity import verify as verify_ledger
 from ledger.storage.reading import balances_at, close_period, coverage_at
-from segledger import reconcile_cli
+from segledger import reconcile_cli, report_cli
 from segledger.common import EXIT_PROBLEM, State, db_url, handled, progress_bar
 from segledger.output import Format, emit
 
@@ -186,3 +186,5 @@ def main() -> None:
 
 
 app.add_typer(reconcile_cli.app, name="reconcile")
+app.add_typer(report_cli.report_app, name="report")
+app.add_typer(report_cli.insurance_app, name="insurance")

@@ -19,7 +19,9 @@ from rich.table import Table
 from ledger import service
 from ledger.errors import InputError
 from ledger.money import format_amount, parse_amount
+from ledger.reserves import parse_register
 from ledger.storage.reading import balances_at, coverage_at
+from ledger.storage.reserve_store import load_register
 
 # ETH is kept in gwei (scale 9), not wei: on SQLite an amount is a 64-bit integer, which holds
 # only 9.22 ETH in wei. Reconciliation reports the sub-gwei remainder on chain as dust.
@@ -47,6 +49,7 @@ def _chart() -> dict[str, Any]:
         {"code": "expense:reserve-provision:JPY", "asset": "JPY", "pool": "company",
          "role": "expense"},
         {"code": "reserve:liability:JPY", "asset": "JPY", "pool": "company", "role": "reserve"},
+        {"code": "loss:incident:BTC", "asset": "BTC", "pool": "company", "role": "loss"},
         {"code": "suspense:unidentified:JPY", "asset": "JPY", "pool": "customer",
          "role": "suspense"},
     ]
@@ -115,8 +118,13 @@ class _Day:
 def _opening(day: _Day) -> None:
     previous = "2025-11-24"
     day.add("capital-JPY", "adjustment", "09:00", [
-        ("custody:company:operating:JPY", "equity:capital:JPY", 500_000_000, "JPY")],
+        ("custody:company:operating:JPY", "equity:capital:JPY", 3_000_000_000, "JPY")],
         "paid-in capital", day=previous)
+    day.add("reserve-opening", "reserve_provision", "09:30", [
+        ("expense:reserve-provision:JPY", "reserve:liability:JPY", OPENING_RESERVE_JPY, "JPY"),
+        ("custody:company:reserve:JPY", "custody:company:operating:JPY", OPENING_RESERVE_JPY,
+         "JPY")], "liability reserve (責任準備金) built up so far, held in its own bank account",
+        day=previous)
     for asset, guarantee, ops in (("BTC", "4", "0.5"), ("ETH", "80", "5")):
         day.add(f"capital-{asset}", "adjustment", "09:00", [
             (f"custody:company:guarantee:{asset}", f"equity:capital:{asset}",
@@ -220,6 +228,7 @@ def _close_of_day(day: _Day) -> None:
                 (f"custody:customer:cold:{asset}", f"custody:customer:hot:{asset}",
                  hot * 9 // 10, asset)],
                 f"consolidate the day's {asset} deposits into cold storage")
+    _hot_wallet_theft(day)
     day.add("sweep-fees-JPY", "sweep", "18:30", [
         ("custody:company:operating:JPY", "custody:customer:trust:JPY", day.fees_minor["JPY"],
          "JPY")], "sweep the day's JPY fees out of the customer trust account")
@@ -233,6 +242,27 @@ def _close_of_day(day: _Day) -> None:
     day.add("dup-deposit-reversal", "reversal", "19:35", [], "reverse the double booking",
             reverses="demo-dup-deposit")
     day.entries[-1].pop("lines")
+
+
+def _hot_wallet_theft(day: _Day) -> None:
+    """A DMM-like theft from the BTC hot wallet, compensated from the liability reserve:
+    the incident opens a breach; the reserve pays for replacement coins (a flagged draw);
+    the top-up into customer custody closes the breach."""
+    stolen = sum(e_line_amount(day, "BTC")) // 2
+    if stolen <= 0:
+        return
+    incident = f"INC-{DAY}-01"
+    day.add("theft-BTC", "incident", "18:10", [
+        ("loss:incident:BTC", "custody:customer:hot:BTC", stolen, "BTC")],
+        "hot wallet key compromised: coins sent to an unknown address",
+        metadata={"incident": incident, "incident_kind": "theft"})
+    cost_jpy = -(-stolen * PRICES["BTC"] // 10**SCALES["BTC"])  # rounded up to the yen
+    day.add("theft-draw", "reserve_draw", "18:20", [
+        ("reserve:liability:JPY", "custody:company:reserve:JPY", cost_jpy, "JPY")],
+        "reserve pays for replacement BTC bought OTC", metadata={"incident": incident})
+    day.add("theft-top-up", "top_up", "18:25", [
+        ("custody:customer:hot:BTC", "loss:incident:BTC", stolen, "BTC")],
+        "replacement BTC delivered into customer custody", metadata={"incident": incident})
 
 
 def e_line_amount(day: _Day, asset: str) -> list[int]:
@@ -281,6 +311,10 @@ def run_demo(url: str | None, directory: Path = Path("segledger-demo")) -> None:
     result = service.post_file(engine, str(entries_path))
     console.print(f"[bold]Day[/]: {entries_path}: posted {result.posted} entries "
                   f"({result.postings} postings), skipped {result.skipped} duplicates")
+    insurance = directory / "insurance.json"
+    insurance.write_text(json.dumps(INSURANCE, indent=1) + "\n", "utf-8")
+    load_register(engine, parse_register(insurance.read_bytes(), str(insurance)),
+                  str(insurance))
     refused = directory / "ftx-like.jsonl"
     refused.write_text(json.dumps(FTX_LIKE) + "\n", "utf-8")
     try:
@@ -299,7 +333,12 @@ def run_demo(url: str | None, directory: Path = Path("segledger-demo")) -> None:
         "  segledger verify                                    re-check the whole journal\n"
         f"  {entries_path}                   the day's entries: the JSONL format\n"
         "  segledger reconcile history                         every run; `reconcile show RUN_ID`\n"
-        "  segledger reconcile rerun RUN_ID                    the run again, from stored evidence")
+        "  segledger reconcile rerun RUN_ID                    the run again, from stored evidence\n"
+        f"  segledger report segregation --as-of {AS_OF} --prices {directory}/prices.json\n"
+        "                                                      the auditor's daily statement\n"
+        f"  segledger report reserve --as-of {AS_OF} --prices {directory}/prices.json\n"
+        "                                                      the liability reserve, the theft "
+        "and its draw")
 
 
 def _print_tables(console: Console, connection: Any) -> None:
@@ -332,6 +371,12 @@ def _print_tables(console: Console, connection: Any) -> None:
 
 
 AS_OF = f"{DAY}T23:59:59{JST}"
+OPENING_RESERVE_JPY = 1_500_000_000
+PRICES = {"BTC": 15_000_000, "ETH": 520_000}  # JPY per unit at the day's close
+INSURANCE = {"policies": [{
+    "policy_id": "DEMO-CYBER-2025", "insurer": "Demo Marine & Fire", "currency": "JPY",
+    "limit": "1000000000", "covered_share": "0.8",
+    "period_start": "2025-04-01T00:00:00+09:00", "period_end": "2026-04-01T00:00:00+09:00"}]}
 BANK_FEE_JPY = 440
 
 
@@ -366,8 +411,12 @@ def _reconcile(console: Console, engine: Any, directory: Path, entries_path: Pat
          "amount": format_amount(row.balance_minor, SCALES[row.account.asset])}
         for code, row in sorted(balances.items())
         if code.startswith("custody:") and code != trust]}, indent=1) + "\n", "utf-8")
+    prices = directory / "prices.json"
+    prices.write_text(json.dumps({"quote": "JPY", "as_of": AS_OF, "source": "demo close",
+                                  "prices": {k: str(v) for k, v in PRICES.items()}}) + "\n")
     outcome = reconcile_service.run(engine, as_of=as_of, evidence_paths=[str(statement),
-                                                                         str(snapshot)])
+                                                                         str(snapshot)],
+                                    prices_path=str(prices))
     result = outcome.result
     console.print(f"\n[bold]Reconciliation[/] {result['run_id']} as of {AS_OF}: "
                   f"[{'green' if result['status'] == 'clean' else 'red'}]{result['status']}[/]")

@@ -16,7 +16,6 @@ from ledger.chart import parse_chart
 from ledger.errors import EnvironmentFailure, InputError
 from ledger.storage.chart_store import load_chart
 from reconcile import service
-from reconcile.rules import preset
 from reconcile.rules.rulebook import parse_rulebook
 from tests.camt import statement
 from tests.chainnodes import RegtestNode

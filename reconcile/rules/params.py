@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.model import ASSET_CODE
 from ledger.prices import PlainDecimal
-from ledger.reserves import FORMULA_VERSION
 
 Share = Annotated[PlainDecimal, Field(ge=Decimal(0), le=Decimal(1))]
 Ratio = Annotated[PlainDecimal, Field(ge=Decimal(0), le=Decimal(10))]
@@ -46,7 +45,7 @@ class ExcessParams(Params):
 
 
 class ReserveParams(Params):
-    formula: Literal["jp-reserve-v1"] = FORMULA_VERSION
+    formula: Literal["jp-reserve-v1"] = "jp-reserve-v1"
     currency: Annotated[str, Field(pattern=ASSET_CODE.pattern)]
     lookback_days: Annotated[int, Field(ge=1, le=3660, strict=True)]
     rate: Share

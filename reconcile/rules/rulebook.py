@@ -106,6 +106,9 @@ class Rulebook:
                 checks.extend(rule.check(facts, self.rules[rule_id]))
         return checks
 
+    def evaluate_one(self, rule_id: str, facts: RunFacts) -> list[Check]:
+        return RULES[rule_id].check(facts, self.rules[rule_id])
+
     def params(self, rule_id: str) -> Any:
         return self.rules.get(rule_id)
 

@@ -1,0 +1,177 @@
+"""The auditor's daily statements, from the ledger alone: segregation and liability reserve.
+
+Both evaluate the same rule functions as a reconciliation run, on the ledger's own figures
+(no outside evidence), so a statement and a run can never disagree on the arithmetic.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from ledger.errors import InputError
+from ledger.model import Purpose
+from ledger.money import format_amount
+from ledger.prices import PriceTable, check_covers, parse_prices
+from ledger.reserves import show
+from ledger.storage import reserve_store
+from ledger.storage.engine import for_reading
+from ledger.storage.reading import coverage_at
+from ledger.storage.rows import load_assets
+from reconcile import store
+from reconcile.engine import compare
+from reconcile.rules import Rulebook, RunFacts, preset
+from reconcile.rules.base import Check, Valuer, is_hot, is_purpose
+from reconcile.rules.params import ReserveParams
+from reconcile.rules.reserve import assess
+from reconcile.service import held_assets
+
+SEGREGATION_RULES = ("SEG-COVERAGE", "JP-FIAT-TRUST", "JP-COLD-95", "HK-COLD-98", "JP-GUARANTEE",
+                     "SEG-EXCESS", "WALLET-DISJOINT", "HK-INSURANCE")
+
+
+def _prices(path: str | None) -> PriceTable | None:
+    if path is None:
+        return None
+    try:
+        content = Path(path).read_bytes()
+    except OSError as error:
+        raise InputError(f"cannot read: {error.strerror}", source=path) from None
+    return parse_prices(content, path)
+
+
+def _facts(engine: Engine, as_of: datetime, prices_path: str | None,
+           rulebook: Rulebook) -> tuple[RunFacts, Any]:
+    prices = _prices(prices_path)
+    with for_reading(engine).connect() as connection:
+        ledger = store.load_ledger_facts(connection, as_of)
+        if prices is not None:
+            check_covers(prices, held_assets(ledger), load_assets(connection), prices_path or "")
+        reserve = store.load_reserve_facts(connection, as_of, None, rulebook, None)
+        coverage = {row.asset: row for row in coverage_at(connection, as_of)}
+    comparisons, _ = compare(ledger, [])
+    return RunFacts(ledger, comparisons, prices, reserve), coverage
+
+
+def _check_json(check: Check) -> dict[str, Any]:
+    document = {"rule": check.rule, "asset": check.asset, "status": check.status,
+                "value": check.value, "threshold": check.threshold, "detail": check.detail,
+                "numbers": dict(check.numbers)}
+    if check.account:
+        document["account"] = check.account
+    return document
+
+
+def segregation(engine: Engine, as_of: datetime, prices_path: str | None,
+                rulebook: Rulebook | None = None) -> dict[str, Any]:
+    rulebook = rulebook or preset("jp-fsa")
+    facts, coverage = _facts(engine, as_of, prices_path, rulebook)
+    scales = facts.ledger.scales
+    valuer = Valuer(facts.prices, "JPY", scales)
+    by_location: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    guarantee: dict[str, int] = defaultdict(int)
+    hot: dict[str, int] = defaultdict(int)
+    for comparison in facts.comparisons:
+        if comparison.pool == "customer":
+            by_location[comparison.asset][comparison.location] += comparison.ledger_minor
+            if is_hot(comparison):
+                hot[comparison.asset] += comparison.ledger_minor
+        elif is_purpose(comparison, Purpose.GUARANTEE) and not is_hot(comparison):
+            guarantee[comparison.asset] += comparison.ledger_minor
+    assets = []
+    for asset in sorted(scales):
+        scale = scales[asset]
+        custody = sum(by_location[asset].values())
+        liabilities = facts.ledger.liabilities_minor.get(asset, 0)
+        if not custody and not liabilities and not guarantee[asset]:
+            continue
+        value = valuer.value(asset, liabilities)
+        row: dict[str, Any] = {
+            "asset": asset, "kind": facts.ledger.kinds.get(asset),
+            "customer_liabilities": format_amount(liabilities, scale),
+            "customer_custody": {loc: format_amount(m, scale)
+                                 for loc, m in sorted(by_location[asset].items())},
+            "customer_custody_total": format_amount(custody, scale),
+            "coverage": format_amount(custody - liabilities, scale),
+            "excess": format_amount(max(custody - liabilities, 0), scale),
+            "open_breach": bool(coverage.get(asset) and coverage[asset].open_breach),
+            "liabilities_value": None if value is None else show(value, 0),
+        }
+        if facts.ledger.kinds.get(asset) == "crypto":
+            row["hot_share"] = (show(Fraction(hot[asset], custody), 6) if custody else None)
+            row["guarantee_cold"] = format_amount(guarantee[asset], scale)
+            row["guarantee_coverage"] = (show(Fraction(guarantee[asset], hot[asset]), 6)
+                                         if hot[asset] else None)
+        else:
+            row["in_trust"] = format_amount(by_location[asset].get("bank_trust", 0), scale)
+        assets.append(row)
+    checks = [c for rule in SEGREGATION_RULES if rule in rulebook.rules
+              for c in rulebook.evaluate_one(rule, facts)]
+    return {"report": "segregation", "as_of": as_of.isoformat(),
+            "rulebook": {"name": rulebook.name, "version": rulebook.version},
+            "prices": facts.prices.to_json() if facts.prices else None,
+            "basis": "ledger balances at the as-of time (no outside evidence)",
+            "assets": assets, "checks": [_check_json(c) for c in checks],
+            "failed": sum(c.status == "fail" for c in checks)}
+
+
+def reserve(engine: Engine, as_of: datetime, prices_path: str | None,
+            rulebook: Rulebook | None = None) -> dict[str, Any]:
+    rulebook = rulebook or preset("jp-fsa")
+    params = rulebook.params("JP-RESERVE")
+    if not isinstance(params, ReserveParams):
+        params = preset("jp-fsa").params("JP-RESERVE")
+    facts, _ = _facts(engine, as_of, prices_path, rulebook)
+    assessment = assess(facts, params)
+    scale = facts.ledger.scales.get(params.currency, 0)
+    with for_reading(engine).connect() as connection:
+        draws = reserve_store.draws(connection, as_of, None)
+        incidents = reserve_store.incident_records(connection, as_of)
+    [check] = rulebook.evaluate_one("JP-RESERVE", facts) if "JP-RESERVE" in rulebook.rules \
+        else preset("jp-fsa").evaluate_one("JP-RESERVE", facts)
+
+    def amount(asset: str, minor: int) -> str:
+        return format_amount(minor, facts.ledger.scales[asset])
+
+    requirement = assessment.requirement
+    return {
+        "report": "reserve", "as_of": as_of.isoformat(),
+        "rulebook": {"name": rulebook.name, "version": rulebook.version},
+        "currency": params.currency,
+        "formula": {"version": params.formula,
+                    "parameters": params.model_dump(mode="json"),
+                    "numbers": requirement.numbers(scale) if requirement else None,
+                    "not_computed_because": assessment.missing},
+        "required": None if assessment.required is None else show(assessment.required, scale),
+        "held": None if assessment.held is None else show(assessment.held, scale),
+        "held_by_asset": assessment.held_by_asset,
+        "appropriation_by_asset": assessment.appropriation_by_asset,
+        "insurance": {"in_force": assessment.insurance_in_force,
+                      "eligible": None if assessment.insurance_eligible is None
+                      else show(assessment.insurance_eligible, scale),
+                      "cap": str(params.insurance_cap)},
+        "gap": None if assessment.gap is None else show(assessment.gap, scale),
+        "losses_in_window": assessment.losses_by_asset,
+        "draws": [{"entry": d.entry_key, "type": d.entry_type,
+                   "effective_at": d.effective_at.isoformat(),
+                   "recorded_at": d.recorded_at.isoformat(), "asset": d.asset,
+                   "amount": amount(d.asset, d.amount_minor), "incident": d.incident,
+                   "incident_kind": d.incident_kind, "memo": d.memo} for d in draws],
+        "incidents": [{"incident": r.incident_id, "kind": r.kind,
+                       "opened_at": r.opened_at.isoformat(), "opened_by": r.opened_entry,
+                       "links": [{**{k: v for k, v in link.items() if k != "amount_minor"},
+                                  "amount": amount(link["asset"], link["amount_minor"])}
+                                 for link in r.links],
+                       "breaches": [{**{k: v for k, v in b.items()
+                                        if k != "opened_coverage_minor"},
+                                     "opened_coverage": amount(b["asset"],
+                                                               b["opened_coverage_minor"])}
+                                    for b in r.breaches]}
+                      for r in incidents],
+        "check": _check_json(check),
+    }
