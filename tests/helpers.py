@@ -87,7 +87,8 @@ def snapshot(engine: Engine) -> dict[str, Any]:
         counts = {
             table: connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
             for table in ("assets", "accounts", "batches", "entries", "postings", "balances",
-                          "breaches", "closed_periods")
+                          "breaches", "closed_periods", "incidents", "incident_links",
+                          "insurance_policies")
         }
         covered = {row.asset: row.coverage_minor for row in connection.execute(select(coverage))}
     return {"counts": counts, "balances": balance_map(engine), "coverage": covered}
