@@ -68,3 +68,22 @@ def test_a_posting_in_another_asset_than_its_account_is_refused(ledger: Engine) 
 def test_truncating_the_journal_is_refused(ledger: Engine) -> None:
     with pytest.raises(DBAPIError, match="append-only"), ledger.begin() as connection:
         connection.execute(text("TRUNCATE postings CASCADE"))
+
+
+def test_the_database_refuses_a_reserve_draw_without_its_incident(ledger: Engine) -> None:
+    with pytest.raises(DBAPIError, match="must name its incident"), ledger.begin() as connection:
+        connection.execute(text(NEW_ENTRY.replace("'deposit'", "'reserve_draw'")),
+                           {"key": "forged-draw"})
+
+
+def test_the_database_refuses_reserve_money_taken_by_any_other_entry(ledger: Engine) -> None:
+    with pytest.raises(DBAPIError, match="takes JPY from the liability reserve"), \
+            ledger.begin() as connection:
+        connection.execute(text(NEW_ENTRY.replace("'deposit'", "'transfer'")),
+                           {"key": "forged-transfer"})
+        connection.execute(text(POSTING.replace(", 0, id", ", :line, id")),
+                           {"entry": 1000, "amount": 100, "code": "custody:company:operating:JPY",
+                            "line": 0})
+        connection.execute(text(POSTING.replace(", 0, id", ", :line, id")),
+                           {"entry": 1000, "amount": -100, "code": "custody:company:reserve:JPY",
+                            "line": 1})

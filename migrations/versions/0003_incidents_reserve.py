@@ -22,6 +22,8 @@ Time = sa.DateTime(timezone=True)
 INCIDENT_KINDS = ("theft", "operational_loss", "misdirected_funds")
 LINK_KINDS = ("loss", "draw", "top_up", "recovery")
 TABLES = ("incidents", "incident_links", "insurance_policies")
+# Entry types that must say which incident they belong to.
+NAMED_BY = ("incident", "reserve_draw", "insurance_recovery")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -70,6 +72,7 @@ def upgrade() -> None:
     with op.batch_alter_table("breaches") as batch:
         batch.add_column(sa.Column("incident_id", sa.String(64)))
     if op.get_bind().dialect.name == "postgresql":
+        _postgresql_reserve_guards()
         for table in TABLES:
             op.execute(f"""
                 CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}
@@ -78,6 +81,11 @@ def upgrade() -> None:
                 CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
                 FOR EACH STATEMENT EXECUTE FUNCTION segledger_refuse_change()""")
     else:
+        op.execute(f"""
+            CREATE TRIGGER entries_name_incident BEFORE INSERT ON entries
+            WHEN {_in("NEW.type", NAMED_BY)} AND json_extract(NEW.metadata, '$.incident') IS NULL
+            BEGIN SELECT RAISE(ABORT,
+              'segledger: this entry type must name its incident (metadata.incident)'); END""")
         for table in TABLES:
             for operation in ("UPDATE", "DELETE"):
                 op.execute(f"""
@@ -86,7 +94,58 @@ def upgrade() -> None:
                       'segledger: {operation} on {table} refused: the table is append-only'); END""")
 
 
+def _postgresql_reserve_guards() -> None:
+    op.execute(f"""
+        CREATE FUNCTION segledger_entry_names_incident() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF {_in("NEW.type", NAMED_BY)} AND (NEW.metadata ->> 'incident') IS NULL THEN
+            RAISE EXCEPTION 'segledger: % entry % must name its incident (metadata.incident)',
+              NEW.type, NEW.key USING ERRCODE = 'check_violation';
+          END IF;
+          RETURN NEW;
+        END $$""")
+    op.execute("""
+        CREATE TRIGGER entries_name_incident BEFORE INSERT ON entries
+        FOR EACH ROW EXECUTE FUNCTION segledger_entry_names_incident()""")
+    # Per statement over the new postings: the application writes each entry's postings in
+    # one statement (COPY, or INSERT chunks cut at entry boundaries), so an entry that moves
+    # money between two reserve accounts nets out here as it does in the application.
+    op.execute("""
+        CREATE FUNCTION segledger_reserve_drawn_by_draws() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+          taken record;
+        BEGIN
+          SELECT e.key, e.type, p.asset INTO taken
+            FROM new_postings p
+            JOIN accounts a ON a.id = p.account_id
+            JOIN entries e ON e.id = p.entry_id
+           WHERE a.role = 'reserve' OR (a.role = 'custody' AND a.purpose = 'reserve')
+           GROUP BY e.key, e.type, p.asset
+          HAVING e.type NOT IN ('reserve_draw', 'reversal')
+             AND (coalesce(sum(p.amount_minor) FILTER (WHERE a.role = 'reserve'), 0) > 0
+                  OR coalesce(sum(p.amount_minor) FILTER (WHERE a.role = 'custody'), 0) < 0)
+           LIMIT 1;
+          IF FOUND THEN
+            RAISE EXCEPTION 'segledger: % entry % takes % from the liability reserve; only a '
+              'reserve_draw may', taken.type, taken.key, taken.asset
+              USING ERRCODE = 'check_violation';
+          END IF;
+          RETURN NULL;
+        END $$""")
+    op.execute("""
+        CREATE TRIGGER postings_reserve_drawn_by_draws AFTER INSERT ON postings
+        REFERENCING NEW TABLE AS new_postings
+        FOR EACH STATEMENT EXECUTE FUNCTION segledger_reserve_drawn_by_draws()""")
+
+
 def downgrade() -> None:
+    op.execute("DROP TRIGGER IF EXISTS entries_name_incident ON entries"
+               if op.get_bind().dialect.name == "postgresql"
+               else "DROP TRIGGER IF EXISTS entries_name_incident")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS postings_reserve_drawn_by_draws ON postings")
+        op.execute("DROP FUNCTION IF EXISTS segledger_reserve_drawn_by_draws()")
+        op.execute("DROP FUNCTION IF EXISTS segledger_entry_names_incident()")
     with op.batch_alter_table("breaches") as batch:
         batch.drop_column("incident_id")
     for table in reversed(TABLES):
