@@ -19,7 +19,7 @@ from ledger.storage.chart_store import load_chart
 from ledger.storage.reserve_store import load_register
 from ledger.storage.schema import breaches, incident_links, incidents
 from reconcile import reports, service
-from tests.helpers import CHART, entry, post, snapshot
+from tests.helpers import CHART, cli, entry, post, snapshot
 
 HOT, COLD, TRUST = "custody:customer:hot:BTC", "custody:customer:cold:BTC", \
     "custody:customer:trust:JPY"
@@ -142,6 +142,15 @@ def test_dmm_like_theft_is_compensated_by_a_flagged_reserve_draw(
     assert (insured["insurance"]["eligible"], insured["gap"], insured["check"]["status"]) == \
         ("500000000", "-470000000", "pass")
 
+    # The insurer pays 20,000,000 into the reserve account: a recovery linked to the incident.
+    post(exchange, [entry("recovery", "insurance_recovery",
+                          (RESERVE_CASH, "reserve:liability:JPY", "20000000"),
+                          at="2025-11-26T15:00:00+09:00", metadata={"incident": "INC-DMM"})])
+    recovered = reports.reserve(exchange, END2, prices)
+    assert (recovered["held"], recovered["gap"]) == ("1990000000", "-490000000")
+    assert [(link["kind"], link["amount"]) for link in recovered["incidents"][0]["links"]][-1] \
+        == ("recovery", "20000000")
+
 
 def test_draw_needs_an_incident_and_nothing_else_may_take_from_the_reserve(
         exchange: Engine) -> None:
@@ -217,3 +226,26 @@ def test_fees_leave_excess_in_the_customer_pool_until_a_sweep_takes_it_out(
     post(exchange, [entry("sweep", "sweep", (OPERATING, TRUST, "5000"), at=DAY2)])
     swept = _checks(reports.segregation(exchange, END2, prices))["SEG-EXCESS", "JPY"]
     assert (swept["status"], swept["value"]) == ("pass", "0")
+
+
+def test_reports_through_the_cli_exit_1_when_a_check_fails(exchange: Engine,
+                                                             tmp_path: Path) -> None:
+    db = exchange.url.render_as_string(hide_password=False)
+    prices = _prices(tmp_path)
+    at = "2025-11-26T23:00:00Z"
+    statement = cli("--db", db, "report", "segregation", "--as-of", at, "--prices", prices,
+                    "--format", "json")
+    assert statement.returncode == 0, statement.stderr
+    document = json.loads(statement.stdout)
+    [btc] = [row for row in document["assets"] if row["asset"] == "BTC"]
+    assert (btc["customer_custody"], btc["hot_share"], btc["guarantee_cold"]) == (
+        {"cold_wallet": "97.00000000", "hot_wallet": "3.00000000"}, "0.030000", "3.00000000")
+    post(exchange, [entry("fee-1", "fee", ("customer:c-1:JPY", "revenue:fees:JPY", "5000"),
+                          at=DAY2)])
+    assert cli("--db", db, "report", "segregation", "--as-of", at, "--prices",
+               prices).returncode == 1
+    reserve = cli("--db", db, "report", "reserve", "--as-of", at, "--format", "json")
+    assert reserve.returncode == 0, reserve.stderr  # 2,000,000,000 held against the floor
+    assert json.loads(reserve.stdout)["check"]["value"] == "2000000000"
+    table = cli("--db", db, "report", "reserve", "--as-of", at)
+    assert "JP-RESERVE" in table.stdout and "pass" in table.stdout

@@ -52,7 +52,7 @@ def seg_coverage(facts: RunFacts, params: NoParams) -> list[Check]:
         coverage = custody[asset] - liabilities
         detail = (f"customer custody {fmt(facts, asset, custody[asset])} vs customer "
                   f"liabilities {fmt(facts, asset, liabilities)}")
-        if unevidenced[asset]:
+        if unevidenced[asset] and any(c.external_minor is not None for c in facts.comparisons):
             detail += f"; ledger figure used for {', '.join(unevidenced[asset])} (no evidence)"
         checks.append(Check(
             "SEG-COVERAGE", asset, "pass" if coverage >= 0 else "fail",
