@@ -78,7 +78,9 @@ def field_path(loc: Iterable[int | str]) -> str:
 
 def from_pydantic(error: ValidationError) -> InputError:
     first = error.errors()[0]
-    return InputError(first["msg"], field=field_path(first["loc"]) or None)
+    # A validator's ValueError reads "Value error, <message>": the user needs the message only.
+    return InputError(first["msg"].removeprefix("Value error, "),
+                      field=field_path(first["loc"]) or None)
 
 
 def iso_text(value: Any) -> Any:

@@ -155,7 +155,7 @@ def reserve_draw(facts: RunFacts, params: NoParams) -> list[Check]:
     checks = []
     for draw in reserve.draws:
         story = (f"incident {draw.incident} ({draw.incident_kind})" if draw.incident
-                 else f"a {draw.entry_type} with no incident")
+                 else f"an entry of type {draw.entry_type} with no incident")
         checks.append(Check(
             "RESERVE-DRAW", draw.asset, "fail", fmt(facts, draw.asset, draw.amount_minor), "0",
             f"reserve draw {draw.entry_key} on {draw.effective_at.isoformat()}: "

@@ -146,13 +146,14 @@ def jp_cold_95(facts: RunFacts, params: ColdParams, rule: str = "JP-COLD-95") ->
     valuer = Valuer(facts.prices, "JPY", facts.ledger.scales)
     hot_value = valuer.total({a: hot[a] for a in held})
     total_value = valuer.total(held)
+    by_quantity = None  # the one asset whose minor units the shares are counted in, if so
     if hot_value is None or total_value is None:
         if len(held) > 1:
             return [not_applicable(rule, "*", threshold, valuer.why_not())]
         # One asset only: the share by value is the share by quantity, whatever the price.
-        (asset, minor), = held.items()
-        hot_value, total_value = Fraction(hot[asset]), Fraction(minor)
-        basis = f"by quantity of {asset}, the only customer crypto held (no price needed)"
+        (by_quantity, minor), = held.items()
+        hot_value, total_value = Fraction(hot[by_quantity]), Fraction(minor)
+        basis = f"by quantity of {by_quantity}, the only customer crypto held (no price needed)"
     else:
         basis = f"by {valuer.quote} value"
         numbers.update({"hot_value": show(hot_value, 0), "total_value": show(total_value, 0)})
@@ -162,8 +163,10 @@ def jp_cold_95(facts: RunFacts, params: ColdParams, rule: str = "JP-COLD-95") ->
               f"{percent(Fraction(params.min_cold_share))} must be")
     if not passed:
         excess_hot = hot_value - (1 - Fraction(params.min_cold_share)) * total_value
-        detail += f"; move {show(excess_hot, 0)} ({'value' if 'value' in basis else 'units'}) " \
-                  "from hot to cold"
+        # Rounded up: moving less than this would still leave the share short.
+        amount = (f"{show(excess_hot, 0)} (value)" if by_quantity is None else
+                  f"{fmt(facts, by_quantity, ceil_minor(1, excess_hot))} {by_quantity}")
+        detail += f"; move {amount} from hot to cold"
     return [Check(rule, "*", "pass" if passed else "fail", show(cold_share, 4), threshold,
                   detail, numbers)]
 
