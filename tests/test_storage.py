@@ -320,3 +320,23 @@ def test_copy_path_and_plain_path_write_identical_ledgers(new_pg_database, tmp_p
         engine.dispose()
     assert dumps[0] == dumps[1]
     assert len(dumps[0]["postings"]) > 500
+
+
+def test_verify_notices_a_reserve_draw_turned_into_a_transfer(ledger: Engine) -> None:
+    reserve_cash, account = "custody:company:reserve:JPY", "reserve:liability:JPY"
+    post(ledger, [
+        deposit("d1", "c-001", "1", asset="BTC"),
+        entry("cap", "adjustment", ("custody:company:operating:JPY", "equity:capital:JPY", "500")),
+        entry("prov", "reserve_provision", (reserve_cash, "custody:company:operating:JPY", "300"),
+              ("equity:capital:JPY", account, "300")),
+        entry("hack", "incident", ("loss:incident:BTC", HOT, "0.1"), metadata=THEFT),
+        entry("draw", "reserve_draw", (account, reserve_cash, "100"),
+              metadata={"incident": "INC-1"})])
+    with ledger.connect() as connection:
+        assert verify(connection).ok
+    with ledger.begin() as connection:
+        _without_append_only_guard(connection, "entries",
+                                   "UPDATE entries SET type = 'transfer' WHERE key = 'draw'")
+    with ledger.connect() as connection:
+        checks = {(p.check, p.subject) for p in verify(connection).problems}
+    assert checks == {("reserve", "draw"), ("incident_link", "draw")}

@@ -13,8 +13,17 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from ledger.storage.reserve_store import draws
 from ledger.storage.rows import account_from_row, load_assets
-from ledger.storage.schema import accounts, balances, breaches, coverage, entries, postings
+from ledger.storage.schema import (
+    accounts,
+    balances,
+    breaches,
+    coverage,
+    entries,
+    incident_links,
+    postings,
+)
 
 HASH_CHAIN_STATUS = "not recorded yet: entries carry no hashes until the tamper-evidence work"
 
@@ -48,7 +57,36 @@ def verify(connection: Connection) -> VerifyReport:
     _check_posting_assets(connection, report)
     _check_reversals(connection, report)
     _check_balances_and_coverage(connection, report)
+    _check_reserve_and_incidents(connection, report)
     return report
+
+
+LINKED_BY = {"loss": "incident", "draw": "reserve_draw", "top_up": "top_up",
+             "recovery": "insurance_recovery"}
+
+
+def _check_reserve_and_incidents(connection: Connection, report: VerifyReport) -> None:
+    """Every take from the reserve is a draw naming its incident (or a reversal); every
+    incident link joins an entry of the right type that names that incident."""
+    for draw in draws(connection, datetime(2999, 12, 31, tzinfo=UTC), None):
+        if draw.entry_type not in ("reserve_draw", "reversal") or (
+                draw.entry_type == "reserve_draw" and draw.incident_kind is None):
+            report.problems.append(Problem(
+                "reserve", draw.entry_key,
+                f"a {draw.entry_type} takes {draw.amount_minor} minor units of {draw.asset} from "
+                "the reserve" + ("" if draw.entry_type != "reserve_draw" else
+                                 " without a known incident")))
+    rows = connection.execute(
+        select(incident_links.c.incident_id, incident_links.c.kind, entries.c.key,
+               entries.c.type, entries.c.metadata)
+        .join(entries, entries.c.id == incident_links.c.entry_id).order_by(incident_links.c.id))
+    for row in rows:
+        named = (row.metadata or {}).get("incident")
+        if named != row.incident_id or LINKED_BY[row.kind] != row.type:
+            report.problems.append(Problem(
+                "incident_link", row.key,
+                f"linked to incident {row.incident_id} as {row.kind}, but it is a {row.type} "
+                f"naming {named!r}"))
 
 
 def _check_entries_balanced(connection: Connection, report: VerifyReport) -> None:
