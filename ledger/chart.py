@@ -126,6 +126,31 @@ def parse_chart(text: str, source: str) -> Chart:
     return Chart(assets, accounts, lines)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML that refuses a key given twice in one mapping, as JSON input does: a rulebook that
+    names a rule twice must not quietly apply whichever came last."""
+
+
+def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # `<<: *base` then an override is YAML's way to extend, not a repeat
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            repeated = key in seen
+        except TypeError:
+            continue  # unhashable: SafeLoader refuses it below with its own message
+        if repeated:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the key {key!r} appears twice in one mapping", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def load_document(text: str, source: str) -> Any:
     """JSON or YAML (told apart by the first character), holding only what JSON can say."""
     if text.lstrip().startswith(("{", "[")):
@@ -141,7 +166,7 @@ def load_document(text: str, source: str) -> Any:
         except InputError as error:
             raise error.located(source=source) from None
     try:
-        value = yaml.safe_load(text)
+        value = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no Python objects
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

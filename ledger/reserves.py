@@ -147,9 +147,11 @@ class PolicyDraft:
     period_start: datetime
     period_end: datetime
 
-    def content_hash(self) -> str:
+    def content_hash(self, limit_minor: int) -> str:
+        """Same terms, same hash: the limit in minor units ("10" = "10.00"), the share
+        normalised ("0.8" = "0.80"), times in UTC."""
         canonical = {"policy_id": self.policy_id, "insurer": self.insurer,
-                     "currency": self.currency, "limit": str(self.limit),
+                     "currency": self.currency, "limit_minor": str(limit_minor),
                      "covered_share": str(self.covered_share.normalize()),
                      "period_start": self.period_start.isoformat(),
                      "period_end": self.period_end.isoformat()}

@@ -203,7 +203,7 @@ def load_register(engine: Engine, drafts: Sequence[PolicyDraft], source: str) ->
             if limit_minor > max_minor(connection):
                 raise InputError("the limit is outside the database's range", source=source,
                                  field=f"{where}.limit")
-            digest = draft.content_hash()
+            digest = draft.content_hash(limit_minor)
             if draft.policy_id in existing:
                 if existing[draft.policy_id] != digest:
                     raise InputError(f"policy {draft.policy_id!r} is already registered with "

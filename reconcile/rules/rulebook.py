@@ -8,6 +8,7 @@ removes a rule). Every value is checked against the rule's parameter model befor
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,7 +189,9 @@ def _build(document: Mapping[str, Any], base: Mapping[str, Any] | None, source: 
             checked[rule_id] = RULES[rule_id].params.model_validate(params)
         except ValidationError as error:
             problem = from_pydantic(error)
-            raise InputError(problem.reason.removeprefix("Value error, "), source=source,
+            # pydantic writes bounds as Decimal('1'); a user reads 1.
+            reason = re.sub(r"Decimal\('([^']*)'\)", r"\1", problem.reason)
+            raise InputError(reason, source=source,
                              field=f"rules.{rule_id}.{problem.field}" if problem.field
                              else f"rules.{rule_id}") from None
     return Rulebook(str(document["name"]), str(document["version"]), checked,
