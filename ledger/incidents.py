@@ -45,8 +45,9 @@ LINKED_TYPES: Mapping[EntryType, LinkKind] = {
 # A draw or a recovery without its incident would be money with no story behind it.
 INCIDENT_REQUIRED = frozenset({EntryType.INCIDENT, EntryType.RESERVE_DRAW,
                                EntryType.INSURANCE_RECOVERY})
-# A reversal undoes an accepted entry (a provision posted twice); RESERVE-DRAW still reports it.
-MAY_DRAW_RESERVE = frozenset({EntryType.RESERVE_DRAW, EntryType.REVERSAL})
+# A reversal undoes an accepted entry (a provision posted twice); an incident records what
+# happened (reserve money stolen too). RESERVE-DRAW reports both.
+MAY_DRAW_RESERVE = frozenset({EntryType.RESERVE_DRAW, EntryType.REVERSAL, EntryType.INCIDENT})
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def check_reserve(entry: Entry, changes: Mapping[str, ReserveChange]) -> None:
     if drawn and entry.type not in MAY_DRAW_RESERVE:
         asset = min(drawn)
         raise InputError(
-            f"liability reserve: a {entry.type.value} entry may not take from the reserve "
+            f"liability reserve: entries of type {entry.type.value} may not take from the reserve "
             f"({asset} reserve would fall by {drawn[asset]} minor units); only a reserve_draw "
             "naming an incident may", field="lines")
     if entry.type is EntryType.RESERVE_DRAW and not drawn:
@@ -171,7 +172,7 @@ def links_of(entry: Entry, reference: str, balance_deltas: Mapping[str, int],
              accounts: Mapping[str, Account]) -> list[IncidentLink]:
     """What the entry did for its incident, per asset, in minor units.
 
-    loss: customer coverage it removed, or (a loss of company money only) the loss debited;
+    loss: customer coverage it removed, else reserve money lost, else the loss debited;
     draw: what left the reserve; top_up: customer coverage restored; recovery: custody received.
     """
     kind = LINKED_TYPES[entry.type]
@@ -181,11 +182,13 @@ def links_of(entry: Entry, reference: str, balance_deltas: Mapping[str, int],
         for code, delta in balance_deltas.items():
             if accounts[code].role is Role.LOSS and delta > 0:
                 booked[accounts[code].asset] += delta
-        for asset in sorted(coverage_deltas.keys() | booked.keys()):
-            amounts[asset] = max(-coverage_deltas.get(asset, 0), 0) or booked.get(asset, 0)
+        for asset in sorted(coverage_deltas.keys() | booked.keys() | changes.keys()):
+            drawn = changes[asset].drawn_minor if asset in changes else 0
+            amounts[asset] = (max(-coverage_deltas.get(asset, 0), 0) or drawn
+                              or booked.get(asset, 0))
         if not any(amount > 0 for amount in amounts.values()):
-            raise InputError("an incident entry records a loss: it lowers customer coverage or "
-                             "debits a loss account", field="lines")
+            raise InputError("an incident entry records a loss: it lowers customer coverage, "
+                             "takes from the reserve or debits a loss account", field="lines")
     elif kind is LinkKind.DRAW:
         amounts = {asset: change.drawn_minor for asset, change in changes.items()}
     elif kind is LinkKind.TOP_UP:

@@ -14,7 +14,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+)
 
 from ledger.entries import from_pydantic, iso_text
 from ledger.errors import InputError
@@ -40,7 +48,9 @@ def plain_decimal(value: Any) -> Decimal:
     return Decimal(text)
 
 
-PlainDecimal = Annotated[Decimal, BeforeValidator(plain_decimal)]
+# Written back as plain digits ("0.0000001", never "1E-7"), so that what is stored reads again.
+PlainDecimal = Annotated[Decimal, BeforeValidator(plain_decimal),
+                         PlainSerializer(lambda value: format(value, "f"), return_type=str)]
 
 
 class _PricesIn(BaseModel):

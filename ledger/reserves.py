@@ -171,8 +171,10 @@ def parse_register(content: bytes, source: str) -> list[PolicyDraft]:
     drafts, seen = [], set()
     for index, policy in enumerate(parsed.policies):
         where = f"policies[{index}]"
-        if not Decimal(0) < policy.covered_share <= Decimal(1):
-            raise InputError("the covered share is a fraction above 0 and at most 1",
+        if not Decimal(0) < policy.covered_share <= Decimal(1) or \
+                len(format(policy.covered_share, "f")) > 40:
+            raise InputError("the covered share is a fraction above 0 and at most 1 (at most "
+                             "40 characters)",
                              source=source, field=f"{where}.covered_share")
         if policy.period_end <= policy.period_start:
             raise InputError(f"the period ends ({policy.period_end.isoformat()}) before it "

@@ -94,7 +94,7 @@ def run(engine: Engine, *, as_of: datetime, evidence_paths: Sequence[str],
         if prices is not None:
             check_covers(prices, held_assets(facts), assets, prices_path or "")
             stored.append(("file", PRICES_FORMAT, price_file))
-        previous = store.previous_run(connection, None)
+        previous = store.previous_run(connection, None, "RESERVE-DRAW")
         reserve = store.load_reserve_facts(connection, as_of, None, rulebook, previous)
     if chain_config_path:
         configs = parse_chain_config(_read(chain_config_path), chain_config_path)
@@ -139,11 +139,16 @@ def rerun(engine: Engine, run_id: str) -> RerunOutcome:
             else:
                 observations.append(chain_evidence.from_evidence(file))
         before = json.loads(stored.result)
+        if "rules" not in before["rulebook"]:
+            raise InputError(f"run {run_id} was made before rulebooks were stored with runs; "
+                             "it cannot be evaluated again exactly", field="RUN_ID")
         rulebook = rulebook_from_json(before["rulebook"])
         facts = store.load_ledger_facts(connection, stored.as_of, known_at=stored.created_at)
         open_before = store.previous_open_breaks(connection, stored.seq)
         reserve = store.load_reserve_facts(connection, stored.as_of, stored.created_at,
-                                           rulebook, store.previous_run(connection, stored.seq))
+                                           rulebook,
+                                           store.previous_run(connection, stored.seq,
+                                                              "RESERVE-DRAW"))
     outcome = _evaluate(stored.run_id, stored.created_at, facts, observations, evidence,
                         open_before, rulebook, prices, reserve)
     differences = _differences(before, outcome.result)

@@ -4,6 +4,7 @@ a run reads."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -195,16 +196,20 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def previous_run(connection: Connection, before_seq: int | None) -> StoredRun | None:
-    """The run just before `before_seq` (or the newest run): its draws are already reported."""
-    query = select(recon_runs).order_by(recon_runs.c.seq.desc()).limit(1)
+def previous_run(connection: Connection, before_seq: int | None,
+                 evaluating: str | None = None) -> StoredRun | None:
+    """The run just before `before_seq` (or the newest run); with `evaluating`, the newest
+    such run whose rulebook applied that rule (a run without it reported nothing of it)."""
+    query = select(recon_runs).order_by(recon_runs.c.seq.desc())
     if before_seq is not None:
         query = query.where(recon_runs.c.seq < before_seq)
-    row = connection.execute(query).first()
-    if row is None:
-        return None
-    return StoredRun(row.seq, row.run_id, row.created_at, row.as_of, row.status, row.rulebook,
-                     row.result, row.result_sha256)
+    for row in connection.execute(query):
+        run = StoredRun(row.seq, row.run_id, row.created_at, row.as_of, row.status,
+                        row.rulebook, row.result, row.result_sha256)
+        if evaluating is None or evaluating in json.loads(run.result)["rulebook"].get(
+                "rules", {}):
+            return run
+    return None
 
 
 def load_reserve_facts(connection: Connection, as_of: datetime, known_at: datetime | None,
@@ -214,7 +219,7 @@ def load_reserve_facts(connection: Connection, as_of: datetime, known_at: dateti
     lookback_days = params.lookback_days if params else 365
     incident_years = params.incident_years if params else 3
     quote = params.currency if params else "JPY"
-    traded, unquoted = reserve_store.traded_minor(
+    quoted, unquoted = reserve_store.traded_minor(
         connection, as_of - timedelta(days=lookback_days), as_of, known_at, quote)
     losses = reserve_store.losses_minor(
         connection, as_of - relativedelta(years=incident_years), as_of, known_at)
@@ -222,6 +227,6 @@ def load_reserve_facts(connection: Connection, as_of: datetime, known_at: dateti
     draws = tuple(Draw(d.entry_key, d.entry_type, d.effective_at, d.asset, d.amount_minor,
                        d.incident, d.incident_kind, d.memo)
                   for d in reserve_store.draws(connection, as_of, known_at, since))
-    return ReserveFacts(traded, traded.get(quote, 0), unquoted, losses,
+    return ReserveFacts(quoted, unquoted, losses,
                         tuple(reserve_store.policies(connection, known_at)), draws,
                         previous.as_of if previous else None)

@@ -81,9 +81,40 @@ def test_the_database_refuses_reserve_money_taken_by_any_other_entry(ledger: Eng
             ledger.begin() as connection:
         connection.execute(text(NEW_ENTRY.replace("'deposit'", "'transfer'")),
                            {"key": "forged-transfer"})
-        connection.execute(text(POSTING.replace(", 0, id", ", :line, id")),
-                           {"entry": 1000, "amount": 100, "code": "custody:company:operating:JPY",
-                            "line": 0})
-        connection.execute(text(POSTING.replace(", 0, id", ", :line, id")),
-                           {"entry": 1000, "amount": -100, "code": "custody:company:reserve:JPY",
-                            "line": 1})
+        for line, (code, amount) in enumerate((("custody:company:operating:JPY", 100),
+                                               ("custody:company:reserve:JPY", -100))):
+            connection.execute(text(POSTING.replace(", 0, id", ", :line, id")),
+                               {"entry": 1000, "amount": amount, "code": code, "line": line})
+
+
+def test_the_database_refuses_a_draw_naming_an_incident_never_recorded(ledger: Engine) -> None:
+    forged = NEW_ENTRY.replace("'deposit'", "'reserve_draw'").replace(
+        "'{}'", "'{\"incident\": \"NOPE\"}'")
+    with pytest.raises(DBAPIError, match="names incident NOPE, which is not recorded"), \
+            ledger.begin() as connection:
+        connection.execute(text(forged), {"key": "forged-draw"})
+        for line, (code, amount) in enumerate((("reserve:liability:JPY", 100),
+                                               ("custody:company:reserve:JPY", -100))):
+            connection.execute(text(POSTING.replace(", 0, id", ", :line, id")),
+                               {"entry": 1000, "amount": amount, "code": code, "line": line})
+
+
+def test_a_transfer_between_two_reserve_accounts_is_the_same_on_both_write_paths(
+        new_pg_database: Callable[[], str]) -> None:
+    chart = json.loads(json.dumps(CHART))
+    chart["accounts"].append({"code": "custody:company:reserve2:JPY", "asset": "JPY",
+                              "pool": "company", "role": "custody", "location": "custodian",
+                              "purpose": "reserve"})
+    for use_copy in (True, False):
+        engine = service.init(new_pg_database())
+        load_chart(engine, parse_chart(json.dumps(chart), "chart.json"), "chart.json")
+        post(engine, [
+            {"key": "cap", "type": "adjustment", "effective_at": "2025-11-25T09:00:00+09:00",
+             "lines": [{"debit": "custody:company:reserve:JPY", "credit": "equity:capital:JPY",
+                        "amount": "500"}]},
+            {"key": "move", "type": "transfer", "effective_at": "2025-11-25T10:00:00+09:00",
+             "lines": [{"debit": "custody:company:reserve2:JPY",
+                        "credit": "custody:company:reserve:JPY", "amount": "200"}]}],
+             use_copy=use_copy)
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM entries")).scalar_one() == 2

@@ -19,6 +19,7 @@ from ledger.storage.chart_store import load_chart
 from ledger.storage.reserve_store import load_register
 from ledger.storage.schema import breaches, incident_links, incidents
 from reconcile import reports, service
+from reconcile.rules.rulebook import parse_rulebook
 from tests.helpers import CHART, cli, entry, post, snapshot
 
 HOT, COLD, TRUST = "custody:customer:hot:BTC", "custody:customer:cold:BTC", \
@@ -249,3 +250,56 @@ def test_reports_through_the_cli_exit_1_when_a_check_fails(exchange: Engine,
     assert json.loads(reserve.stdout)["check"]["value"] == "2000000000"
     table = cli("--db", db, "report", "reserve", "--as-of", at)
     assert "JP-RESERVE" in table.stdout and "pass" in table.stdout
+
+
+def test_reserve_draws_are_reported_by_the_next_run_that_applies_the_rule(
+        exchange: Engine, tmp_path: Path) -> None:
+    prices = _prices(tmp_path)
+    service.run(exchange, as_of=END1, evidence_paths=[], prices_path=prices)
+    post(exchange, [
+        entry("theft", "incident", ("loss:incident:BTC", HOT, "1"), at=DAY2, metadata=THEFT),
+        entry("draw", "reserve_draw", ("reserve:liability:JPY", RESERVE_CASH, "15000000"),
+              at="2025-11-26T12:00:00+09:00", metadata={"incident": "INC-DMM"})])
+    without = parse_rulebook(json.dumps({"name": "no-draws", "version": "1", "extends": "jp-fsa",
+                                         "rules": {"RESERVE-DRAW": None}}), "test")
+    blind = service.run(exchange, as_of=END2, evidence_paths=[], prices_path=prices,
+                        rulebook=without)
+    assert not [c for c in blind.result["checks"] if c["rule"] == "RESERVE-DRAW"]
+    after = service.run(exchange, as_of=END2, evidence_paths=[], prices_path=prices)
+    [flag] = [c for c in after.result["checks"] if c["rule"] == "RESERVE-DRAW"]
+    assert (flag["status"], flag["numbers"]["entry"]) == ("fail", "draw")
+    assert service.rerun(exchange, after.result["run_id"]).same
+
+
+def test_an_incident_may_record_reserve_money_lost(exchange: Engine) -> None:
+    post(exchange, [entry("reserve-theft", "incident",
+                          ("expense:rent:JPY", RESERVE_CASH, "1000000"), at=DAY2,
+                          metadata={"incident": "INC-BANK", "incident_kind": "theft"})])
+    reserve = reports.reserve(exchange, END2, None)
+    assert reserve["held"] == "1999000000"
+    assert [(d["entry"], d["type"], d["incident"]) for d in reserve["draws"]] == [
+        ("reserve-theft", "incident", "INC-BANK")]
+    [incident] = reserve["incidents"]
+    assert [(link["kind"], link["asset"], link["amount"]) for link in incident["links"]] == [
+        ("loss", "JPY", "1000000")]
+
+
+def test_trading_volume_in_an_18_decimal_token_does_not_overflow(engine: Engine,
+                                                                  tmp_path: Path) -> None:
+    """9.3 ETH at 18 decimals is past SQLite's 64-bit integers: summed outside SQL."""
+    chart = json.loads(json.dumps(CHART))
+    chart["assets"].append({"code": "ETH", "kind": "crypto", "scale": 18, "chain": "ethereum"})
+    chart["accounts"].append({"code": "custody:customer:cold:ETH", "asset": "ETH",
+                              "pool": "customer", "role": "custody", "location": "cold_wallet"})
+    load_chart(engine, parse_chart(json.dumps(chart), "chart.json"), "chart.json")
+    post(engine, [
+        entry("eth", "deposit", ("custody:customer:cold:ETH", "customer:c-1:ETH", "9"), at=DAY1),
+        entry("btc", "deposit", (COLD, "customer:c-2:BTC", "1"), at=DAY1)]
+        + [entry(f"swap-{n}", "trade", ("customer:c-1:ETH", "customer:c-2:ETH", "4.5"),
+                 ("customer:c-2:BTC", "customer:c-1:BTC", "0.1"), at=DAY2) for n in range(2)])
+    prices_file = tmp_path / "eth-prices.json"
+    prices_file.write_text(json.dumps({"quote": "JPY", "as_of": "2025-11-26T23:00:00Z",
+                                       "prices": {"BTC": "15000000", "ETH": "500000"}}))
+    reserve = reports.reserve(engine, END2, str(prices_file))
+    # No JPY leg: ½ (9 ETH × 500,000 + 0.2 BTC × 15,000,000) = 3,750,000.
+    assert reserve["formula"]["numbers"]["traded_value"] == "3750000"

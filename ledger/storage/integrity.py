@@ -69,7 +69,7 @@ def _check_reserve_and_incidents(connection: Connection, report: VerifyReport) -
     """Every take from the reserve is a draw naming its incident (or a reversal); every
     incident link joins an entry of the right type that names that incident."""
     for draw in draws(connection, datetime(2999, 12, 31, tzinfo=UTC), None):
-        if draw.entry_type not in ("reserve_draw", "reversal") or (
+        if draw.entry_type not in ("reserve_draw", "reversal", "incident") or (
                 draw.entry_type == "reserve_draw" and draw.incident_kind is None):
             report.problems.append(Problem(
                 "reserve", draw.entry_key,

@@ -263,7 +263,7 @@ def _write(
         _copy_rows(connection, postings.name, posting_rows, progress)
     else:
         connection.execute(entries.insert(), entry_rows)
-        for part in _whole_entries(posting_rows, 50_000):
+        for part in chunks(posting_rows, 50_000):
             connection.execute(postings.insert(), part)
             if progress:
                 progress("write postings", len(part), len(posting_rows))
@@ -287,17 +287,6 @@ def _write_incidents(connection: Connection, batch: PreparedBatch, entry_ids: di
             {"incident_id": link.incident, "entry_id": entry_ids[link.entry_key],
              "kind": link.kind.value, "asset": link.asset, "amount_minor": link.amount_minor}
             for link in batch.links])
-
-
-def _whole_entries(rows: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
-    """Chunks of about `size` rows that never split an entry: the database's reserve guard
-    looks at each statement's postings, and must see every posting of an entry at once."""
-    parts: list[list[dict[str, Any]]] = [[]]
-    for row in rows:
-        if len(parts[-1]) >= size and parts[-1][-1]["entry_id"] != row["entry_id"]:
-            parts.append([])
-        parts[-1].append(row)
-    return parts if parts[0] else []
 
 
 def _allocate_entry_ids(connection: Connection, count: int) -> list[int]:

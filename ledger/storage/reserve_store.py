@@ -36,29 +36,39 @@ def _known(query: Select[Any], known_at: datetime | None) -> Select[Any]:
 
 
 def traded_minor(connection: Connection, start: datetime, as_of: datetime,
-                 known_at: datetime | None, quote: str) -> tuple[dict[str, int], dict[str, int]]:
-    """Trade legs per asset over (start, as_of], and the legs of trades with no quote leg."""
+                 known_at: datetime | None, quote: str) -> tuple[int, dict[str, int]]:
+    """Over (start, as_of]: the quote-currency legs of trade entries, and per asset the legs
+    of trades that have no quote leg.
+
+    Sums of other assets are made in Python: SQLite's integer sum overflows past 2**63, which
+    9.3 ETH at 18 decimals already is; a yen total never comes near it.
+    """
     window = and_(entries.c.type == "trade", entries.c.effective_at > start,
                   entries.c.effective_at <= as_of, postings.c.amount_minor > 0)
-    base = (select(postings.c.asset, func.sum(postings.c.amount_minor))
-            .join(entries, entries.c.id == postings.c.entry_id).where(window)
-            .group_by(postings.c.asset))
-    every = {asset: int(total) for asset, total in connection.execute(_known(base, known_at))}
+    quoted = (select(func.coalesce(func.sum(postings.c.amount_minor), 0))
+              .join(entries, entries.c.id == postings.c.entry_id)
+              .where(window, postings.c.asset == quote))
     quote_leg = postings.alias("quote_leg")
-    unquoted = base.where(~exists().where(quote_leg.c.entry_id == postings.c.entry_id,
-                                          quote_leg.c.asset == quote))
-    return every, {asset: int(total)
-                   for asset, total in connection.execute(_known(unquoted, known_at))}
+    unquoted = (select(postings.c.asset, postings.c.amount_minor)
+                .join(entries, entries.c.id == postings.c.entry_id)
+                .where(window, ~exists().where(quote_leg.c.entry_id == postings.c.entry_id,
+                                               quote_leg.c.asset == quote)))
+    legs: dict[str, int] = defaultdict(int)
+    for asset, amount in connection.execute(_known(unquoted, known_at)):
+        legs[asset] += int(amount)
+    return int(connection.execute(_known(quoted, known_at)).scalar_one()), dict(legs)
 
 
 def losses_minor(connection: Connection, start: datetime, as_of: datetime,
                  known_at: datetime | None) -> dict[str, int]:
-    query = (select(incident_links.c.asset, func.sum(incident_links.c.amount_minor))
+    query = (select(incident_links.c.asset, incident_links.c.amount_minor)
              .join(entries, entries.c.id == incident_links.c.entry_id)
              .where(incident_links.c.kind == "loss", entries.c.effective_at > start,
-                    entries.c.effective_at <= as_of)
-             .group_by(incident_links.c.asset))
-    return {asset: int(total) for asset, total in connection.execute(_known(query, known_at))}
+                    entries.c.effective_at <= as_of))
+    losses: dict[str, int] = defaultdict(int)
+    for asset, amount in connection.execute(_known(query, known_at)):
+        losses[asset] += int(amount)
+    return dict(losses)
 
 
 @dataclass(frozen=True)
@@ -154,7 +164,7 @@ def incident_records(connection: Connection, as_of: datetime,
                closing.c.effective_at.label("closed_at"))
         .join(opening, opening.c.id == breaches.c.opened_entry_id)
         .outerjoin(closing, closing.c.id == breaches.c.closed_entry_id)
-        .where(breaches.c.incident_id.is_not(None)))
+        .where(breaches.c.incident_id.is_not(None), opening.c.effective_at <= as_of))
     for row in rows:
         if row.incident_id in records:
             closed = row.closed_at is not None and row.closed_at <= as_of

@@ -107,35 +107,44 @@ def _postgresql_reserve_guards() -> None:
     op.execute("""
         CREATE TRIGGER entries_name_incident BEFORE INSERT ON entries
         FOR EACH ROW EXECUTE FUNCTION segledger_entry_names_incident()""")
-    # Per statement over the new postings: the application writes each entry's postings in
-    # one statement (COPY, or INSERT chunks cut at entry boundaries), so an entry that moves
-    # money between two reserve accounts nets out here as it does in the application.
+    # Deferred to commit, per entry, like the balance check: an entry's postings (COPY or
+    # INSERT, in any number of statements) and the incident rows are all written by then.
     op.execute("""
-        CREATE FUNCTION segledger_reserve_drawn_by_draws() RETURNS trigger LANGUAGE plpgsql AS $$
+        CREATE FUNCTION segledger_entry_reserve_and_incident() RETURNS trigger
+        LANGUAGE plpgsql AS $$
         DECLARE
           taken record;
         BEGIN
-          SELECT e.key, e.type, p.asset INTO taken
-            FROM new_postings p
-            JOIN accounts a ON a.id = p.account_id
-            JOIN entries e ON e.id = p.entry_id
-           WHERE a.role = 'reserve' OR (a.role = 'custody' AND a.purpose = 'reserve')
-           GROUP BY e.key, e.type, p.asset
-          HAVING e.type NOT IN ('reserve_draw', 'reversal')
-             AND (coalesce(sum(p.amount_minor) FILTER (WHERE a.role = 'reserve'), 0) > 0
-                  OR coalesce(sum(p.amount_minor) FILTER (WHERE a.role = 'custody'), 0) < 0)
-           LIMIT 1;
-          IF FOUND THEN
-            RAISE EXCEPTION 'segledger: % entry % takes % from the liability reserve; only a '
-              'reserve_draw may', taken.type, taken.key, taken.asset
-              USING ERRCODE = 'check_violation';
+          IF NEW.type NOT IN ('reserve_draw', 'incident') THEN
+            SELECT p.asset INTO taken FROM postings p JOIN accounts a ON a.id = p.account_id
+             WHERE p.entry_id = NEW.id
+               AND (a.role = 'reserve' OR (a.role = 'custody' AND a.purpose = 'reserve'))
+             GROUP BY p.asset
+            HAVING coalesce(sum(p.amount_minor) FILTER (WHERE a.role = 'reserve'), 0) > 0
+                OR coalesce(sum(p.amount_minor) FILTER (WHERE a.role = 'custody'), 0) < 0
+             LIMIT 1;
+            -- A reversal may give back a provision, but only as the exact mirror of it.
+            IF FOUND AND NOT (NEW.type = 'reversal' AND NOT EXISTS (
+                SELECT 1 FROM postings WHERE entry_id IN (NEW.id, NEW.reverses_id)
+                 GROUP BY account_id HAVING sum(amount_minor) <> 0)) THEN
+              RAISE EXCEPTION 'segledger: % entry % takes % from the liability reserve; only a '
+                'reserve_draw may', NEW.type, NEW.key, taken.asset
+                USING ERRCODE = 'check_violation';
+            END IF;
+          END IF;
+          IF NEW.type IN ('incident', 'reserve_draw', 'insurance_recovery', 'top_up')
+             AND (NEW.metadata ->> 'incident') IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM incidents
+                              WHERE incident_id = NEW.metadata ->> 'incident') THEN
+            RAISE EXCEPTION 'segledger: % entry % names incident %, which is not recorded',
+              NEW.type, NEW.key, NEW.metadata ->> 'incident' USING ERRCODE = 'check_violation';
           END IF;
           RETURN NULL;
         END $$""")
     op.execute("""
-        CREATE TRIGGER postings_reserve_drawn_by_draws AFTER INSERT ON postings
-        REFERENCING NEW TABLE AS new_postings
-        FOR EACH STATEMENT EXECUTE FUNCTION segledger_reserve_drawn_by_draws()""")
+        CREATE CONSTRAINT TRIGGER entries_reserve_and_incident AFTER INSERT ON entries
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+        EXECUTE FUNCTION segledger_entry_reserve_and_incident()""")
 
 
 def downgrade() -> None:
@@ -143,8 +152,8 @@ def downgrade() -> None:
                if op.get_bind().dialect.name == "postgresql"
                else "DROP TRIGGER IF EXISTS entries_name_incident")
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP TRIGGER IF EXISTS postings_reserve_drawn_by_draws ON postings")
-        op.execute("DROP FUNCTION IF EXISTS segledger_reserve_drawn_by_draws()")
+        op.execute("DROP TRIGGER IF EXISTS entries_reserve_and_incident ON entries")
+        op.execute("DROP FUNCTION IF EXISTS segledger_entry_reserve_and_incident()")
         op.execute("DROP FUNCTION IF EXISTS segledger_entry_names_incident()")
     with op.batch_alter_table("breaches") as batch:
         batch.drop_column("incident_id")

@@ -46,8 +46,7 @@ class Draw:
 class ReserveFacts:
     """What the reserve rules read from the ledger, for the windows the rulebook asks for."""
 
-    traded_minor: Mapping[str, int]  # trade legs per asset over the look-back window
-    quote_traded_minor: int  # of which the quote-currency legs (the traded value itself)
+    quote_traded_minor: int  # quote-currency legs of trades: the traded value itself
     unquoted_traded_minor: Mapping[str, int]  # legs of trades that have no quote leg
     losses_minor: Mapping[str, int]  # incident losses per asset over the incident window
     policies: Sequence[Policy]

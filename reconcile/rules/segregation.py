@@ -6,12 +6,15 @@ behind them, so that an auditor can redo the arithmetic from the output alone.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
+from decimal import Decimal
 from fractions import Fraction
 
 from ledger.model import Pool, Purpose
 from ledger.money import format_amount
 from ledger.reserves import show
+from reconcile.engine import to_minor
 from reconcile.rules.base import (
     Check,
     RunFacts,
@@ -164,7 +167,8 @@ def jp_cold_95(facts: RunFacts, params: ColdParams, rule: str = "JP-COLD-95") ->
     if not passed:
         excess_hot = hot_value - (1 - Fraction(params.min_cold_share)) * total_value
         # Rounded up: moving less than this would still leave the share short.
-        amount = (f"{show(excess_hot, 0)} (value)" if by_quantity is None else
+        # Rounded up: moving less than this would leave the share short.
+        amount = (f"{math.ceil(excess_hot)} (value)" if by_quantity is None else
                   f"{fmt(facts, by_quantity, ceil_minor(1, excess_hot))} {by_quantity}")
         detail += f"; move {amount} from hot to cold"
     return [Check(rule, "*", "pass" if passed else "fail", show(cold_share, 4), threshold,
@@ -208,7 +212,8 @@ def seg_excess(facts: RunFacts, params: ExcessParams) -> list[Check]:
     checks = []
     for asset in sorted(custody.keys() | facts.ledger.liabilities_minor.keys()):
         scale = facts.ledger.scales[asset]
-        tolerance_minor = int(params.tolerance.get(asset, 0) * 10**scale)
+        # Exact at any length; a tolerance finer than the asset's scale rounds down.
+        tolerance_minor, _ = to_minor(params.tolerance.get(asset, Decimal(0)), scale)
         excess = custody[asset] - facts.ledger.liabilities_minor.get(asset, 0)
         if excess <= tolerance_minor:
             detail = ("no company money in the customer pool" if excess <= 0 else

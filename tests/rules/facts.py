@@ -99,8 +99,7 @@ def reserve_facts(*, quote_traded: str = "0", quote: str = "JPY",
                   draws_since: datetime | None = None) -> ReserveFacts:
     """Trade legs, losses and policies as the reserve rules read them (amounts in units)."""
     unquoted_minor = {a: minor(a, amount) for a, amount in (unquoted or {}).items()}
-    traded = {quote: minor(quote, quote_traded), **unquoted_minor}
-    return ReserveFacts(traded, minor(quote, quote_traded), unquoted_minor,
+    return ReserveFacts(minor(quote, quote_traded), unquoted_minor,
                         {a: minor(a, amount) for a, amount in (losses or {}).items()},
                         tuple(policies), tuple(draws), draws_since)
 

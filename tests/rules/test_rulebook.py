@@ -148,3 +148,16 @@ def test_an_unknown_rulebook_name_is_refused() -> None:
     with pytest.raises(InputError) as raised:
         load_rulebook("/nonexistent/eu-mica")
     assert raised.value.field == "--rulebook"
+
+
+def test_a_rulebook_with_tiny_thresholds_reads_back_as_it_was_stored() -> None:
+    """A stored run keeps its resolved rulebook; digits, not "1E-7", or a rerun cannot read it."""
+    book = parse_rulebook(json.dumps({
+        "name": "fine", "version": "1", "extends": "jp-fsa",
+        "rules": {"SEG-EXCESS": {"tolerance": {"BTC": "0.0000001"}},
+                  "JP-RESERVE": {"rate": "0.00000001"}}}), "fine.json")
+    stored = book.to_json()
+    assert stored["rules"]["SEG-EXCESS"]["tolerance"] == {"BTC": "0.0000001"}
+    assert stored["rules"]["JP-RESERVE"]["rate"] == "0.00000001"
+    again = from_json(json.loads(json.dumps(stored)))
+    assert again.to_json() == stored
