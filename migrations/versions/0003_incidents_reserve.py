@@ -107,6 +107,10 @@ def _postgresql_reserve_guards() -> None:
     op.execute("""
         CREATE TRIGGER entries_name_incident BEFORE INSERT ON entries
         FOR EACH ROW EXECUTE FUNCTION segledger_entry_names_incident()""")
+    # The few reserve accounts, so that the per-entry check below finds them by index
+    # instead of scanning every customer account once per entry.
+    op.execute("CREATE INDEX accounts_reserve ON accounts (id) "
+               "WHERE role = 'reserve' OR (role = 'custody' AND purpose = 'reserve')")
     # Deferred to commit, per entry, like the balance check: an entry's postings (COPY or
     # INSERT, in any number of statements) and the incident rows are all written by then.
     op.execute("""
@@ -154,6 +158,7 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS entries_reserve_and_incident ON entries")
         op.execute("DROP FUNCTION IF EXISTS segledger_entry_reserve_and_incident()")
+        op.execute("DROP INDEX IF EXISTS accounts_reserve")
         op.execute("DROP FUNCTION IF EXISTS segledger_entry_names_incident()")
     with op.batch_alter_table("breaches") as batch:
         batch.drop_column("incident_id")
