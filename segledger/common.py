@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from ledger.errors import EnvironmentFailure, InputError
 P = ParamSpec("P")
 R = TypeVar("R")
 EXIT_PROBLEM, EXIT_INPUT, EXIT_ENVIRONMENT, EXIT_BUG = 1, 2, 3, 70
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a process killed by it
 
 
 @dataclass
@@ -35,6 +37,11 @@ def handled(command: Callable[P, R]) -> Callable[P, R]:
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
+        except BrokenPipeError:
+            # The reader went away (`… | head`): not a bug. Exit as a killed-by-SIGPIPE
+            # process would, and keep Python from failing again on flushing stdout.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(EXIT_BROKEN_PIPE) from None
         except InputError as error:
             _fail(EXIT_INPUT, error.render())
         except EnvironmentFailure as error:
