@@ -26,10 +26,10 @@ from ledger.storage.rows import load_assets
 from reconcile import store
 from reconcile.engine import compare
 from reconcile.rules import Rulebook, RunFacts, preset
-from reconcile.rules.base import Check, Valuer, is_hot, is_purpose
+from reconcile.rules.base import Valuer, is_hot, is_purpose
 from reconcile.rules.params import ReserveParams
 from reconcile.rules.reserve import assess
-from reconcile.service import held_assets
+from reconcile.service import check_json, held_assets
 
 SEGREGATION_RULES = ("SEG-COVERAGE", "JP-FIAT-TRUST", "JP-COLD-95", "HK-COLD-98", "JP-GUARANTEE",
                      "SEG-EXCESS", "WALLET-DISJOINT", "HK-INSURANCE")
@@ -56,15 +56,6 @@ def _facts(engine: Engine, as_of: datetime, prices_path: str | None,
         coverage = {row.asset: row for row in coverage_at(connection, as_of)}
     comparisons, _ = compare(ledger, [])
     return RunFacts(ledger, comparisons, prices, reserve), coverage
-
-
-def _check_json(check: Check) -> dict[str, Any]:
-    document = {"rule": check.rule, "asset": check.asset, "status": check.status,
-                "value": check.value, "threshold": check.threshold, "detail": check.detail,
-                "numbers": dict(check.numbers)}
-    if check.account:
-        document["account"] = check.account
-    return document
 
 
 def segregation(engine: Engine, as_of: datetime, prices_path: str | None,
@@ -116,7 +107,7 @@ def segregation(engine: Engine, as_of: datetime, prices_path: str | None,
             "rulebook": {"name": rulebook.name, "version": rulebook.version},
             "prices": facts.prices.to_json() if facts.prices else None,
             "basis": "ledger balances at the as-of time (no outside evidence)",
-            "assets": assets, "checks": [_check_json(c) for c in checks],
+            "assets": assets, "checks": [check_json(c) for c in checks],
             "failed": sum(c.status == "fail" for c in checks)}
 
 
@@ -173,5 +164,5 @@ def reserve(engine: Engine, as_of: datetime, prices_path: str | None,
                                                                b["opened_coverage_minor"])}
                                     for b in r.breaches]}
                       for r in incidents],
-        "check": _check_json(check),
+        "check": check_json(check),
     }

@@ -193,7 +193,7 @@ def _evaluate(run_id: str, created_at: datetime, facts: LedgerFacts,
                       "size_bytes": len(f.content)} for kind, fmt, f in evidence],
         "accounts": [_account_json(c) for c in comparisons],
         "breaks": [_break_json(b, open_before.get((b.account, b.kind), run_id)) for b in breaks],
-        "checks": [_check_json(c) for c in checks],
+        "checks": [check_json(c) for c in checks],
         "matching": {c.account: _matching_json(c) for c in comparisons if c.matching},
     }
     failed = any(c.status == "fail" for c in checks)
@@ -216,7 +216,7 @@ def _break_json(b: Break, open_since: str) -> dict[str, str]:
             "detail": b.detail}
 
 
-def _check_json(c: Check) -> dict[str, Any]:
+def check_json(c: Check) -> dict[str, Any]:
     document: dict[str, Any] = {"rule": c.rule, "asset": c.asset, "status": c.status,
                                 "value": c.value, "threshold": c.threshold, "detail": c.detail,
                                 "numbers": dict(c.numbers)}
