@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from ledger import service
 from ledger.chart import parse_chart
 from ledger.storage.chart_store import load_chart
 from ledger.storage.reading import close_period
@@ -258,3 +261,20 @@ def test_a_yaml_chart_loads_like_its_json(db_url: str, tmp_path: Path) -> None:
     loaded = cli("--db", db_url, "init", "--chart", str(path))
     assert loaded.returncode == 0, loaded.stderr
     assert f"{len(CHART['accounts'])} accounts added" in loaded.stdout
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> None:
+    """`segledger … | head`: the closed pipe is the reader's choice, not a bug (no exit 70)."""
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    engine = service.init(db)
+    load_chart(engine, parse_chart(json.dumps(CHART), "chart.json"), "chart.json")
+    post(engine, [deposit(f"d{n}", f"c-{n:05d}", "1") for n in range(3000)])
+    process = subprocess.Popen([sys.executable, "-m", "segledger", "--db", db, "balances",
+                                "--format", "json"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.read(10)
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141
+    assert "Traceback" not in stderr
