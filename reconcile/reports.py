@@ -9,15 +9,13 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
-from ledger.errors import InputError
 from ledger.model import Purpose
 from ledger.money import format_amount
-from ledger.prices import PriceTable, check_covers, parse_prices
+from ledger.prices import check_covers, parse_prices
 from ledger.reserves import show
 from ledger.storage import reserve_store
 from ledger.storage.engine import for_reading
@@ -29,39 +27,32 @@ from reconcile.rules import Rulebook, RunFacts, preset
 from reconcile.rules.base import Valuer, is_hot, is_purpose
 from reconcile.rules.params import ReserveParams
 from reconcile.rules.reserve import assess
-from reconcile.service import check_json, held_assets
+from reconcile.service import check_json, held_assets, read_input
 
 SEGREGATION_RULES = ("SEG-COVERAGE", "JP-FIAT-TRUST", "JP-COLD-95", "HK-COLD-98", "JP-GUARANTEE",
                      "SEG-EXCESS", "WALLET-DISJOINT", "HK-INSURANCE")
 
 
-def _prices(path: str | None) -> PriceTable | None:
-    if path is None:
-        return None
-    try:
-        content = Path(path).read_bytes()
-    except OSError as error:
-        raise InputError(f"cannot read: {error.strerror}", source=path) from None
-    return parse_prices(content, path)
-
-
-def _facts(engine: Engine, as_of: datetime, prices_path: str | None,
-           rulebook: Rulebook) -> tuple[RunFacts, Any]:
-    prices = _prices(prices_path)
-    with for_reading(engine).connect() as connection:
-        ledger = store.load_ledger_facts(connection, as_of)
-        if prices is not None:
-            check_covers(prices, held_assets(ledger), load_assets(connection), prices_path or "")
-        reserve = store.load_reserve_facts(connection, as_of, None, rulebook, None)
-        coverage = {row.asset: row for row in coverage_at(connection, as_of)}
+def _facts(connection: Connection, as_of: datetime, prices_path: str | None,
+           rulebook: Rulebook) -> RunFacts:
+    """The run's facts from the ledger alone (no evidence), in the caller's snapshot."""
+    prices = None
+    if prices_path is not None:
+        prices = parse_prices(read_input(prices_path), prices_path)
+    ledger = store.load_ledger_facts(connection, as_of)
+    if prices is not None:
+        check_covers(prices, held_assets(ledger), load_assets(connection), prices_path or "")
+    reserve = store.load_reserve_facts(connection, as_of, None, rulebook, None)
     comparisons, _ = compare(ledger, [])
-    return RunFacts(ledger, comparisons, prices, reserve), coverage
+    return RunFacts(ledger, comparisons, prices, reserve)
 
 
 def segregation(engine: Engine, as_of: datetime, prices_path: str | None,
                 rulebook: Rulebook | None = None) -> dict[str, Any]:
     rulebook = rulebook or preset("jp-fsa")
-    facts, coverage = _facts(engine, as_of, prices_path, rulebook)
+    with for_reading(engine).connect() as connection:
+        facts = _facts(connection, as_of, prices_path, rulebook)
+        coverage = {row.asset: row for row in coverage_at(connection, as_of)}
     scales = facts.ledger.scales
     valuer = Valuer(facts.prices, "JPY", scales)
     by_location: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -114,17 +105,16 @@ def segregation(engine: Engine, as_of: datetime, prices_path: str | None,
 def reserve(engine: Engine, as_of: datetime, prices_path: str | None,
             rulebook: Rulebook | None = None) -> dict[str, Any]:
     rulebook = rulebook or preset("jp-fsa")
-    params = rulebook.params("JP-RESERVE")
-    if not isinstance(params, ReserveParams):
-        params = preset("jp-fsa").params("JP-RESERVE")
-    facts, _ = _facts(engine, as_of, prices_path, rulebook)
-    assessment = assess(facts, params)
-    scale = facts.ledger.scales.get(params.currency, 0)
+    # A rulebook without JP-RESERVE (hk-sfc) still gets the statement, by Japan's formula.
+    source = rulebook if "JP-RESERVE" in rulebook.rules else preset("jp-fsa")
+    params: ReserveParams = source.params("JP-RESERVE")
     with for_reading(engine).connect() as connection:
+        facts = _facts(connection, as_of, prices_path, rulebook)
         draws = reserve_store.draws(connection, as_of, None)
         incidents = reserve_store.incident_records(connection, as_of)
-    [check] = rulebook.evaluate_one("JP-RESERVE", facts) if "JP-RESERVE" in rulebook.rules \
-        else preset("jp-fsa").evaluate_one("JP-RESERVE", facts)
+    assessment = assess(facts, params)
+    scale = facts.ledger.scales.get(params.currency, 0)
+    [check] = source.evaluate_one("JP-RESERVE", facts)
 
     def amount(asset: str, minor: int) -> str:
         return format_amount(minor, facts.ledger.scales[asset])

@@ -77,7 +77,7 @@ def run(engine: Engine, *, as_of: datetime, evidence_paths: Sequence[str],
     rulebook = rulebook or preset("jp-fsa")
     prices = None
     if prices_path:
-        price_file = EvidenceFile(prices_path, _read(prices_path))
+        price_file = EvidenceFile(prices_path, read_input(prices_path))
         prices = parse_prices(price_file.content, prices_path)
     files = read_evidence_files(evidence_paths)
     observations: list[Observation] = []
@@ -97,7 +97,7 @@ def run(engine: Engine, *, as_of: datetime, evidence_paths: Sequence[str],
         previous = store.previous_run(connection, None, "RESERVE-DRAW")
         reserve = store.load_reserve_facts(connection, as_of, None, rulebook, previous)
     if chain_config_path:
-        configs = parse_chain_config(_read(chain_config_path), chain_config_path)
+        configs = parse_chain_config(read_input(chain_config_path), chain_config_path)
         for observation in chain_evidence.observe_chains(
                 configs, assets, [c.account for c in facts.custody], progress, environ,
                 chain_clients):
@@ -116,7 +116,7 @@ def run(engine: Engine, *, as_of: datetime, evidence_paths: Sequence[str],
     return outcome
 
 
-def _read(path: str) -> bytes:
+def read_input(path: str) -> bytes:
     try:
         return Path(path).read_bytes()
     except OSError as error:

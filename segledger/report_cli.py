@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,9 +42,7 @@ def segregation_command(ctx: typer.Context, as_of: AsOf, prices: Prices = None,
                         fmt: FormatOption = Format.TABLE) -> None:
     """Per asset: liabilities, custody by location, coverage, excess, hot share, guarantee,
     fiat in trust; then the segregation checks. Exit 1 if a check fails."""
-    at = ledger_service.parse_instant(as_of, "--as-of")
-    book = load_rulebook(rulebook)
-    document = reports.segregation(ledger_service.connect(db_url(ctx)), at, prices, book)
+    document = _report(ctx, reports.segregation, as_of, prices, rulebook)
     if fmt is Format.JSON:
         _json(document)
     else:
@@ -71,15 +70,19 @@ def reserve_command(ctx: typer.Context, as_of: AsOf, prices: Prices = None,
                     fmt: FormatOption = Format.TABLE) -> None:
     """The required liability reserve and how it was computed, the reserve held, eligible
     insurance, the gap, every draw with its incident. Exit 1 if JP-RESERVE fails."""
-    at = ledger_service.parse_instant(as_of, "--as-of")
-    book = load_rulebook(rulebook)
-    document = reports.reserve(ledger_service.connect(db_url(ctx)), at, prices, book)
+    document = _report(ctx, reports.reserve, as_of, prices, rulebook)
     if fmt is Format.JSON:
         _json(document)
     else:
         _print_reserve(document)
     if document["check"]["status"] == "fail":
         raise typer.Exit(EXIT_PROBLEM)
+
+
+def _report(ctx: typer.Context, build: Callable[..., dict[str, Any]], as_of: str,
+            prices: str | None, rulebook: str) -> dict[str, Any]:
+    at = ledger_service.parse_instant(as_of, "--as-of")
+    return build(ledger_service.connect(db_url(ctx)), at, prices, load_rulebook(rulebook))
 
 
 def _print_reserve(document: dict[str, Any]) -> None:

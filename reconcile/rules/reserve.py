@@ -91,10 +91,9 @@ def assess(facts: RunFacts, params: ReserveParams) -> ReserveAssessment:
     if requirement is not None:
         required = Fraction(requirement.required, 10**quote_scale)
         eligible, counted = eligible_insurance(valued, required, params.insurance_cap)
-        for row, (policy_id, amount) in zip(
-                [r for r in listed if r["valued"] != "n/a (no price)"], counted, strict=True):
-            assert row["policy_id"] == policy_id
-            row["counted"] = show(amount, quote_scale)
+        rows = {row["policy_id"]: row for row in listed}
+        for policy_id, amount in counted:
+            rows[policy_id]["counted"] = show(amount, quote_scale)
     return ReserveAssessment(
         params.currency, params, requirement, missing, held,
         {a: fmt(facts, a, m) for a, m in sorted(held_minor_by_asset.items())},
@@ -104,8 +103,7 @@ def assess(facts: RunFacts, params: ReserveParams) -> ReserveAssessment:
 
 
 def _traded_value(reserve: ReserveFacts, valuer: Valuer, currency: str) -> Fraction | None:
-    quoted = valuer.value(currency, reserve.quote_traded_minor) if reserve.quote_traded_minor \
-        else Fraction(0)
+    quoted = valuer.value(currency, reserve.quote_traded_minor)
     unquoted = valuer.total(reserve.unquoted_traded_minor)
     if quoted is None or unquoted is None:
         return None
