@@ -21,7 +21,7 @@ from ledger import service
 from tests.pgserver import any_postgres
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+FIXTURES = REPO / "tests" / "fixtures"
 _counter = itertools.count()
 
 

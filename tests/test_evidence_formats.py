@@ -13,10 +13,10 @@ from ledger.errors import InputError
 from reconcile.adapters import bai2, camt053, mt940, observations
 from reconcile.adapters.detect import parse_evidence, recognise
 from reconcile.evidence import EvidenceFile
-from tests.conftest import SHARED
+from tests.conftest import FIXTURES
 
-CAMT = SHARED / "fixtures" / "camt053"
-MT940 = SHARED / "fixtures" / "mt940"
+CAMT = FIXTURES / "camt053"
+MT940 = FIXTURES / "mt940"
 DATA = Path(__file__).parent / "data"
 
 
