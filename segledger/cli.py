@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version as package_version
 from typing import Annotated, Any
 
 import typer
@@ -26,12 +27,21 @@ period_app = typer.Typer(help="Closed accounting periods.", no_args_is_help=True
 app.add_typer(chart_app, name="chart")
 app.add_typer(period_app, name="period")
 
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"segledger {package_version('segledger')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main_options(
     ctx: typer.Context,
     db: Annotated[str | None, typer.Option(
         "--db", help="Database URL (else SEGLEDGER_DATABASE_URL, else sqlite:///segledger.db).",
         show_default=False)] = None,
+    version: Annotated[bool, typer.Option(
+        "--version", help="Print the installed version and exit.", is_eager=True,
+        callback=_print_version)] = False,
 ) -> None:
     ctx.obj = State(db=db)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 from pathlib import Path
 from typing import Any
@@ -95,11 +96,18 @@ def for_writing(engine: Engine) -> Engine:
 
 
 def _alembic_config() -> Config:
-    import migrations
-
+    # The scripts ship inside the installed package (never as a top-level `migrations` that a
+    # user's own folder of that name could shadow), found through the package, not the cwd.
     config = Config()
-    config.set_main_option("script_location", str(Path(migrations.__file__).resolve().parent))
+    config.set_main_option("script_location", str(_migrations_folder()))
     return config
+
+
+def _migrations_folder() -> Path:
+    folder = importlib.resources.files("ledger") / "migrations"
+    # A wheel installs as plain files, so the resource is a real directory Alembic can read.
+    assert isinstance(folder, Path), f"segledger's migrations are not on disk: {folder}"
+    return folder
 
 
 def upgrade(engine: Engine) -> None:
