@@ -20,6 +20,8 @@ from ledger import service
 from ledger.errors import InputError
 from ledger.money import format_amount, parse_amount
 from ledger.reserves import parse_register
+from ledger.storage.engine import make_engine
+from ledger.storage.meta import mark_as_demo, refuse_unless_demo
 from ledger.storage.reading import balances_at, coverage_at
 from ledger.storage.reserve_store import load_register
 
@@ -300,11 +302,28 @@ FTX_LIKE = {
                "amount": "4800000"}]}
 
 
-def run_demo(url: str | None, directory: Path = Path("segledger-demo")) -> None:
+DEMO_DIRECTORY = Path("segledger-demo")
+
+
+def demo_url(directory: Path = DEMO_DIRECTORY) -> str:
+    """The demo's own ledger: a file beside its input files, never the user's ledger."""
+    return f"sqlite:///{directory / 'ledger.db'}"
+
+
+def run_demo(url: str | None, directory: Path = DEMO_DIRECTORY) -> None:
+    """Build the demo on `url` (else its own file): only into an empty database or an earlier
+    demo's; anything else is refused before a byte is written."""
     # Not on a terminal rich assumes 80 columns; the tables read better a little wider.
     console = Console() if Console().is_terminal else Console(width=110)
+    own = url is None
+    if own:
+        directory.mkdir(parents=True, exist_ok=True)
+    url = url or demo_url(directory)
+    refuse_unless_demo(make_engine(url))
     chart_path, entries_path = build_files(directory)
     engine = service.init(url)
+    mark_as_demo(engine)
+    console.print(f"[bold]Ledger[/]: {url}" + (" (the demo's own file)" if own else ""))
     chart = service.load_chart_file(engine, str(chart_path))
     console.print(f"[bold]Chart[/]: {chart_path} ({chart.assets_added} assets, "
                   f"{chart.accounts_added} accounts added)")
@@ -325,20 +344,26 @@ def run_demo(url: str | None, directory: Path = Path("segledger-demo")) -> None:
     with engine.connect() as connection:
         _print_tables(console, connection)
     _reconcile(console, engine, directory, entries_path)
+    db = f"--db {url} " if own else ""
     console.print(
-        "\nNext:\n"
-        f"  segledger balances --account customer:c-001          one customer's positions\n"
-        f"  segledger balances --as-of {DAY}T12:00:00+09:00     the ledger at noon that day\n"
-        "  segledger coverage --format json                    coverage per asset, for scripts\n"
-        "  segledger verify                                    re-check the whole journal\n"
-        f"  {entries_path}                   the day's entries: the JSONL format\n"
-        "  segledger reconcile history                         every run; `reconcile show RUN_ID`\n"
-        "  segledger reconcile rerun RUN_ID                    the run again, from stored evidence\n"
-        f"  segledger report segregation --as-of {AS_OF} --prices {directory}/prices.json\n"
-        "                                                      the auditor's daily statement\n"
-        f"  segledger report reserve --as-of {AS_OF} --prices {directory}/prices.json\n"
-        "                                                      the liability reserve, the theft "
-        "and its draw")
+        f"\nNext (the demo's ledger is {url}; `export SEGLEDGER_DATABASE_URL={url}` saves "
+        "typing --db):\n"
+        f"  segledger {db}balances --prefix customer:c-001\n"
+        "      one customer's positions\n"
+        f"  segledger {db}balances --as-of {DAY}T12:00:00+09:00 --tz Asia/Tokyo\n"
+        "      the ledger at noon that day, times in Japan's zone\n"
+        f"  segledger {db}coverage --format json\n"
+        "      coverage per asset, for scripts\n"
+        f"  segledger {db}verify\n"
+        "      re-check the whole journal\n"
+        f"  {entries_path}\n"
+        "      the day's entries: the JSONL format\n"
+        f"  segledger {db}reconcile history\n"
+        "      every run; then `reconcile show RUN_ID`, `reconcile rerun RUN_ID`\n"
+        f"  segledger {db}report segregation --as-of {AS_OF} --prices {directory}/prices.json\n"
+        "      the auditor's daily statement\n"
+        f"  segledger {db}report reserve --as-of {AS_OF} --prices {directory}/prices.json\n"
+        "      the liability reserve, the theft and its draw")
 
 
 def _print_tables(console: Console, connection: Any) -> None:

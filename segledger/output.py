@@ -1,16 +1,36 @@
-"""Formatting for the terminal, JSON and CSV: amounts as decimal strings at the asset's scale."""
+"""Formatting for the terminal, JSON and CSV; the one place that decides how a value is shown.
+
+- JSON: one document on stdout, amounts as decimal strings, times ISO 8601 with offset.
+- CSV: a header and flat cells; a nested value (a dict or a list) is a bug in the caller,
+  which must spread it over columns, because a CSV cell holding raw JSON is no use in a
+  spreadsheet.
+- Table: fits the terminal's width, never truncates a cell (identifiers such as run ids and
+  entry keys fold onto the next line instead), amounts right-aligned with thousands
+  separators, times in the zone the user picked with `--tz`.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dateutil.parser import isoparse
 from rich.console import Console
 from rich.table import Table
+
+from ledger.errors import InputError
+
+# Width for tables written to a file or a pipe, where no terminal sets one: wide enough that
+# a row of identifiers and amounts stays on one line, so that `grep` finds it whole.
+PIPE_WIDTH = 200
 
 
 class Format(StrEnum):
@@ -19,33 +39,133 @@ class Format(StrEnum):
     CSV = "csv"
 
 
-def emit(fmt: Format, title: str, columns: Sequence[str], rows: Sequence[dict[str, Any]],
-         document: Any = None) -> None:
-    """One JSON document, a CSV with a header, or a table; nothing else on stdout."""
-    if fmt is Format.JSON:
-        json.dump(rows if document is None else document, sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
-    elif fmt is Format.CSV:
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(columns), extrasaction="ignore",
-                                lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    else:
-        table = Table(title=title)
-        for column in columns:
-            numeric = column in NUMERIC_COLUMNS
-            table.add_column(column, justify="right" if numeric else "left")
-        for row in rows:
-            table.add_row(*(_cell(row.get(column)) for column in columns))
-        Console(width=max(100, Console().width)).print(table)
+Kind = Literal["text", "amount", "time", "count"]
 
 
-NUMERIC_COLUMNS = frozenset({"balance", "customer_custody", "customer_liabilities", "coverage"})
+@dataclass(frozen=True)
+class Column:
+    """`name` is the row key and the CSV/JSON name; `kind` says how a table shows it."""
+
+    name: str
+    kind: Kind = "text"
+    header: str | None = None
 
 
-def _cell(value: Any) -> str:
+_zone: tzinfo = UTC
+
+
+def set_zone(name: str) -> None:
+    """The zone times are shown in (`--tz`); UTC unless the user picks another."""
+    global _zone
+    if name.upper() == "UTC":
+        _zone = UTC
+        return
+    try:
+        _zone = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(f"{name} is not a time zone name such as Asia/Tokyo or UTC",
+                         field="--tz") from None
+
+
+def show_time(value: datetime | str | None) -> str:
+    """An instant in the display zone, ISO 8601 with its offset; text that is not a time
+    (a note such as "n/a") is shown as it is."""
     if value is None:
         return ""
+    if isinstance(value, datetime):
+        return value.astimezone(_zone).isoformat()
+    try:
+        parsed = isoparse(value)
+    except ValueError:
+        return value
+    return parsed.astimezone(_zone).isoformat() if parsed.tzinfo else value
+
+
+def group_digits(amount: str) -> str:
+    """"-1234567.50" -> "-1,234,567.50": thousands separators for reading, tables only."""
+    if not amount:
+        return amount
+    sign = "-" if amount.startswith("-") else ""
+    whole, dot, fraction = amount.lstrip("-").partition(".")
+    if not whole.isdigit():
+        return amount  # not a number ("n/a", a note): shown as it is
+    return f"{sign}{int(whole):,}{dot}{fraction}"
+
+
+def console(stderr: bool = False) -> Console:
+    """The terminal's width on a terminal; a fixed wide one (or $COLUMNS) elsewhere."""
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(file=stream)
+    width = os.environ.get("COLUMNS", "")
+    return Console(file=stream, width=int(width) if width.isdigit() else PIPE_WIDTH)
+
+
+def emit(fmt: Format, title: str, columns: Sequence[Column], rows: Sequence[dict[str, Any]],
+         document: Any = None, *, totals: Sequence[dict[str, Any]] = ()) -> None:
+    """One JSON document (`document`, else the rows), a CSV of the rows, or a table of the
+    rows followed by its total rows."""
+    if fmt is Format.JSON:
+        print_json(rows if document is None else document)
+    elif fmt is Format.CSV:
+        write_csv(columns, rows)
+    else:
+        print_table(title, columns, rows, totals=totals)
+
+
+def print_json(document: Any) -> None:
+    json.dump(document, sys.stdout, indent=2, ensure_ascii=False, default=_json_value)
+    sys.stdout.write("\n")
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return show_time(value)
+    raise TypeError(f"{type(value).__name__} has no JSON form")
+
+
+def write_csv(columns: Sequence[Column], rows: Sequence[dict[str, Any]]) -> None:
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow([column.name for column in columns])
+    for row in rows:
+        writer.writerow([_csv_cell(column, row.get(column.name)) for column in columns])
+
+
+def _csv_cell(column: Column, value: Any) -> str:
+    assert not isinstance(value, (dict, list, tuple)), f"nested value in CSV column {column.name}"
+    if value is None:
+        return ""
+    if column.kind == "time":
+        return show_time(value)
+    return str(value)
+
+
+def print_table(title: str, columns: Sequence[Column], rows: Sequence[dict[str, Any]], *,
+                totals: Sequence[dict[str, Any]] = (), out: Console | None = None) -> None:
+    table = Table(title=title or None, title_justify="left")
+    for column in columns:
+        numeric = column.kind in ("amount", "count")
+        table.add_column(column.header or column.name, justify="right" if numeric else "left",
+                         overflow="fold")
+    for number, row in enumerate(rows, start=1):
+        # A rule under the last row sets the totals apart.
+        table.add_row(*(table_cell(column, row.get(column.name)) for column in columns),
+                      end_section=bool(totals) and number == len(rows))
+    for row in totals:
+        table.add_row(*(table_cell(column, row.get(column.name)) for column in columns),
+                      style="bold")
+    (out or console()).print(table)
+
+
+def table_cell(column: Column, value: Any) -> str:
+    if value is None:
+        return ""
+    if column.kind == "time":
+        return show_time(value)
+    if column.kind == "amount":
+        return group_digits(str(value))
+    if column.kind == "count" and isinstance(value, int):
+        return f"{value:,}"
     if isinstance(value, dict):
-        return ", ".join(f"{k} {v}" for k, v in value.items())
+        return ", ".join(f"{key} {table_cell(column, item)}" for key, item in value.items())
     return str(value)

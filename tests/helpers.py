@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -94,7 +95,9 @@ def snapshot(engine: Engine) -> dict[str, Any]:
     return {"counts": counts, "balances": balance_map(engine), "coverage": covered}
 
 
-def cli(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """The real `segledger` command in a subprocess."""
+def cli(*args: str, stdin: str | None = None, cwd: Path | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The real `segledger` command in a subprocess (`env` adds to the inherited environment)."""
     return subprocess.run([sys.executable, "-m", "segledger", *args], capture_output=True,
-                          text=True, input=stdin, cwd=cwd, timeout=300)
+                          text=True, input=stdin, cwd=cwd, timeout=300,
+                          env={**os.environ, **env} if env else None)

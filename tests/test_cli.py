@@ -108,15 +108,49 @@ def test_verify_exit_1_names_the_broken_entry(ledger: Engine, tmp_path: Path) ->
     assert f"BROKEN stored_balance: {TRUST}: stored balance 7" in failed.stdout
 
 
-def test_demo_runs_twice_on_the_embedded_database(tmp_path: Path) -> None:
+def test_demo_runs_twice_in_its_own_file(tmp_path: Path) -> None:
     first = cli("demo", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "Refused, as it must be" in first.stdout and "segregation firewall" in first.stdout
-    assert (tmp_path / "segledger.db").exists()
+    assert (tmp_path / "segledger-demo" / "ledger.db").exists()
+    assert not (tmp_path / "segledger.db").exists()
     second = cli("demo", cwd=tmp_path)
     assert "posted 0 entries (0 postings), skipped" in second.stdout
-    verified = cli("verify", cwd=tmp_path)
+    verified = cli("--db", "sqlite:///segledger-demo/ledger.db", "verify", cwd=tmp_path)
     assert verified.returncode == 0, verified.stdout
+
+
+def test_demo_ignores_the_configured_ledger(tmp_path: Path) -> None:
+    """SEGLEDGER_DATABASE_URL names the exchange's own ledger: the demo never touches it."""
+    ledger = tmp_path / "production.db"
+    run = cli("demo", cwd=tmp_path, env={"SEGLEDGER_DATABASE_URL": f"sqlite:///{ledger}"})
+    assert run.returncode == 0, run.stderr
+    assert not ledger.exists()
+
+
+def test_demo_refuses_a_ledger_that_is_not_a_demo(db_url: str, tmp_path: Path) -> None:
+    assert cli("--db", db_url, "init").returncode == 0
+    chart = tmp_path / "chart.json"
+    chart.write_text(json.dumps(CHART))
+    assert cli("--db", db_url, "chart", "load", str(chart)).returncode == 0
+    engine = service.connect(db_url)
+    before = snapshot(engine)
+    refused = cli("--db", db_url, "demo", cwd=tmp_path)
+    assert refused.returncode == 2, refused.stdout
+    assert refused.stderr.strip().splitlines() == [
+        "error: --db: this database holds a ledger that is not the demo's (assets, accounts not "
+        "empty); the demo writes only into an empty database or its own file (run it without "
+        "--db)"]
+    assert snapshot(engine) == before
+    assert not (tmp_path / "segledger-demo").exists()
+
+
+def test_demo_runs_on_an_empty_database_it_is_pointed_at(db_url: str, tmp_path: Path) -> None:
+    first = cli("--db", db_url, "demo", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = cli("--db", db_url, "demo", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "posted 0 entries (0 postings), skipped" in again.stdout
 
 
 # One case per reason a batch is refused: the bad entry sits on line 7 of the file, after six

@@ -159,3 +159,11 @@ insurance_policies = Table(
     Column("source", String(500), nullable=False),
     Column("loaded_at", UTCDateTime, nullable=False),
 )
+
+
+ledger_meta = Table(
+    "ledger_meta", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(200), nullable=False),
+    Column("set_at", UTCDateTime, nullable=False),
+)
