@@ -13,6 +13,9 @@ Parser = Callable[[bytes, str], list[Observation]]
 # Order matters: the most specific signature first.
 FORMATS: list[tuple[str, Callable[[bytes], bool], Parser]] = [
     ("camt053", camt053.looks_like, camt053.parse),
+    ("camt052", camt053.looks_like_report, camt053.parse),
+    # Recognised so that the refusal says what to give instead (parse refuses camt.054).
+    ("camt054", camt053.looks_like_notification, camt053.parse),
     ("observation-json", observations.looks_like_json, observations.parse_json),
     ("observation-csv", observations.looks_like_csv, observations.parse_csv),
     ("bai2", bai2.looks_like, bai2.parse),
@@ -25,9 +28,10 @@ def recognise(evidence: EvidenceFile) -> str:
         if looks_like(evidence.content):
             return name
     if evidence.content.lstrip()[:1] == b"<":
-        raise InputError("XML that is not a camt.053 statement", source=evidence.name)
-    raise InputError("not a recognised evidence format (camt.053, MT940, BAI2, observation "
-                     "JSON or CSV)", source=evidence.name)
+        raise InputError("XML that is not a camt.053 statement or camt.052 report",
+                         source=evidence.name)
+    raise InputError("not a recognised evidence format (camt.053, camt.052, MT940, BAI2, "
+                     "observation JSON or CSV)", source=evidence.name)
 
 
 def parse_evidence(evidence: EvidenceFile) -> list[Observation]:
