@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, Select, func, select
 
 from ledger.errors import InputError
 from ledger.model import Account, Pool, Role
@@ -30,6 +31,38 @@ class BalanceRow:
 
 
 @dataclass(frozen=True)
+class AccountFilter:
+    """Which accounts a listing shows; a field left empty does not filter."""
+
+    codes: tuple[str, ...] = ()
+    prefix: str | None = None
+    assets: tuple[str, ...] = ()
+    pool: Pool | None = None
+    role: Role | None = None
+
+    def apply(self, query: Select[Any]) -> Select[Any]:
+        if self.codes:
+            query = query.where(accounts.c.code.in_(self.codes))
+        if self.prefix:
+            query = query.where(accounts.c.code.startswith(self.prefix, autoescape=True))
+        if self.assets:
+            query = query.where(accounts.c.asset.in_(self.assets))
+        if self.pool is not None:
+            query = query.where(accounts.c.pool == self.pool.value)
+        if self.role is not None:
+            query = query.where(accounts.c.role == self.role.value)
+        return query
+
+
+@dataclass(frozen=True)
+class ClosedPeriod:
+    closed_through: datetime
+    closed_at: datetime
+    closed_by: str
+    note: str | None
+
+
+@dataclass(frozen=True)
 class CoverageRow:
     asset: str
     scale: int
@@ -48,26 +81,28 @@ class CoverageRow:
 
 def balances_at(
     connection: Connection, as_of: datetime | None = None, prefix: str | None = None,
-    known_at: datetime | None = None,
+    known_at: datetime | None = None, *, where: AccountFilter | None = None,
 ) -> list[BalanceRow]:
     """Normal-side balances at effective_at <= as_of of every account with a posting by then.
 
     The stored running balance answers for every account whose last posting is not after
     `as_of`; only the others are summed from their postings (by the account/time index).
     With `known_at`, only entries recorded by then count: the ledger as it stood at that
-    moment, which is what a re-run of a past reconciliation must see.
+    moment, which is what a re-run of a past reconciliation must see. `where` narrows the
+    accounts (`prefix` is its shorthand, kept for the callers that predate it).
     """
     as_of = as_of or utcnow()
+    where = where or AccountFilter()
+    if prefix:
+        where = replace(where, prefix=prefix)
     if known_at is not None:
-        return _balances_known_at(connection, as_of, prefix, known_at)
+        return _balances_known_at(connection, as_of, where, known_at)
     query = (select(accounts, balances.c.balance_minor, balances.c.first_effective_at,
                     balances.c.last_effective_at)
              .join(balances, balances.c.account_id == accounts.c.id)
              .where(balances.c.posting_count > 0, balances.c.first_effective_at <= as_of)
              .order_by(accounts.c.code))
-    if prefix:
-        query = query.where(accounts.c.code.startswith(prefix, autoescape=True))
-    rows = list(connection.execute(query))
+    rows = list(connection.execute(where.apply(query)))
     to_sum = [row.id for row in rows if row.last_effective_at > as_of]
     sums: dict[int, int] = {}
     for part in chunks(to_sum):
@@ -87,7 +122,7 @@ def balances_at(
 
 
 def _balances_known_at(
-    connection: Connection, as_of: datetime, prefix: str | None, known_at: datetime
+    connection: Connection, as_of: datetime, where: AccountFilter, known_at: datetime
 ) -> list[BalanceRow]:
     totals = (select(postings.c.account_id, func.sum(postings.c.amount_minor).label("total"))
               .join(entries, entries.c.id == postings.c.entry_id)
@@ -95,10 +130,8 @@ def _balances_known_at(
               .group_by(postings.c.account_id).subquery())
     query = (select(accounts, totals.c.total).join(totals, totals.c.account_id == accounts.c.id)
              .order_by(accounts.c.code))
-    if prefix:
-        query = query.where(accounts.c.code.startswith(prefix, autoescape=True))
     result = []
-    for row in connection.execute(query):
+    for row in connection.execute(where.apply(query)):
         account = account_from_row(row)
         result.append(BalanceRow(account, int(row.total) * account.normal_sign))
     return result
@@ -111,14 +144,12 @@ def coverage_at(connection: Connection, as_of: datetime | None = None) -> list[C
     liabilities: dict[str, int] = defaultdict(int)
     for row in balances_at(connection, as_of):
         account = row.account
-        if account.pool is not Pool.CUSTOMER:
-            continue
-        if account.role is Role.CUSTODY:
+        if account.is_customer_custody:
             assert account.location is not None
             by_location = custody[account.asset]
             by_location[account.location.value] = (
                 by_location.get(account.location.value, 0) + row.balance_minor)
-        elif account.coverage_sign < 0:
+        elif account.is_customer_liability:
             liabilities[account.asset] += row.balance_minor
     open_assets = set(connection.execute(
         select(breaches.c.asset).where(breaches.c.closed_entry_id.is_(None))).scalars())
@@ -129,7 +160,12 @@ def coverage_at(connection: Connection, as_of: datetime | None = None) -> list[C
     ]
 
 
-def close_period(engine: Engine, through: datetime, closed_by: str, note: str | None) -> None:
+def close_period(engine: Engine, through: datetime, closed_by: str, note: str | None) -> bool:
+    """Close every effective time up to `through`; False if it was already closed exactly so.
+
+    Closing again through the same instant changes nothing, so a scheduled job that runs
+    twice is harmless; an earlier instant is refused, because a close never moves back.
+    """
     if through > utcnow():
         raise InputError("a period can only be closed once it has ended", field="--through")
     with for_writing(engine).begin() as connection:
@@ -137,9 +173,19 @@ def close_period(engine: Engine, through: datetime, closed_by: str, note: str | 
         # periods; locking them all here makes a close and a batch wait for each other.
         connection.execute(select(coverage.c.asset).order_by(coverage.c.asset).with_for_update())
         current = closed_through(connection)
-        if current is not None and through <= current:
-            raise InputError(f"already closed through {current.isoformat()}", field="--through")
+        if current is not None and through == current:
+            return False
+        if current is not None and through < current:
+            raise InputError(f"already closed through {current.isoformat()}, a later time; "
+                             "a close never moves back", field="--through")
         connection.execute(closed_periods.insert().values(
             closed_through=through, closed_at=utcnow(), closed_by=closed_by, note=note))
+    return True
 
 
+def closed_periods_list(connection: Connection) -> list[ClosedPeriod]:
+    """Every close, earliest first. Not paged: closes are few (a daily close is 365 a year)."""
+    rows = connection.execute(select(closed_periods).order_by(
+        closed_periods.c.closed_through, closed_periods.c.id))
+    return [ClosedPeriod(row.closed_through, row.closed_at, row.closed_by, row.note)
+            for row in rows]
