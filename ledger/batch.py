@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ledger.book import Book, BreachEvent, apply, effect_of
 from ledger.entries import Draft, content_hash
-from ledger.errors import InputError
+from ledger.errors import ErrorLog, InputError, shown
 from ledger.incidents import IncidentLink
 from ledger.model import Account, Entry, EntryType, Line, implicit_customer_account
 from ledger.money import parse_amount
@@ -45,6 +45,8 @@ class PreparedBatch:
     # Incidents opened by this batch (id → key of the opening entry), and every link to one.
     new_incidents: dict[str, str] = field(default_factory=dict)
     links: list[IncidentLink] = field(default_factory=list)
+    # Whether a full error log stopped a check before the last draft.
+    stopped: bool = False
 
     @property
     def posting_count(self) -> int:
@@ -56,17 +58,35 @@ def referenced_accounts(drafts: Iterable[Draft]) -> set[str]:
 
 
 def prepare_batch(
-    drafts: Iterable[Draft], book: Book, posted: Mapping[str, PostedEntry], source: str
+    drafts: Iterable[Draft],
+    book: Book,
+    posted: Mapping[str, PostedEntry],
+    source: str,
+    errors: ErrorLog | None = None,
 ) -> PreparedBatch:
-    """Check every draft in file order against the book, mutating the book as it goes."""
+    """Check every draft in file order against the book, mutating the book as it goes.
+
+    Without `errors`, the first invalid draft raises (a post is all or nothing). With it
+    (`post --check`), an invalid draft is logged and left out of the batch and of the book, so
+    the drafts after it are checked against the balances without it; the check stops when the
+    log is full. One definition of every check, whichever way it reports.
+    """
     batch = PreparedBatch()
     in_batch: dict[str, PreparedEntry] = {}
     reversed_in_batch: set[str] = set()
     for draft in drafts:
+        if errors is not None and errors.full:
+            batch.stopped = True
+            break
         try:
+            # Checks before it changes anything: a draft that fails leaves batch and book as
+            # they were (but for a customer account opened on first use, which is harmless).
             _prepare_one(draft, book, posted, batch, in_batch, reversed_in_batch)
         except InputError as error:
-            raise error.located(source=source, line=draft.line_no) from None
+            located = error.located(source=source, line=draft.line_no)
+            if errors is None:
+                raise located from None
+            errors.add(located)
     return batch
 
 
@@ -79,17 +99,19 @@ def _prepare_one(
     reversed_in_batch: set[str],
 ) -> None:
     earlier_hash = in_batch[draft.key].content_hash if draft.key in in_batch else None
+    # Where the key was seen first: an earlier line of this file, or the ledger.
+    earlier_line = in_batch[draft.key].line_no if draft.key in in_batch else None
     if draft.key in posted:
-        earlier_hash = posted[draft.key].content_hash
+        earlier_hash, earlier_line = posted[draft.key].content_hash, None
     if earlier_hash is not None:
         # A duplicate is compared, never re-checked: yesterday's file posted again is
         # skipped even if its entries would not pass against today's balances.
         try:
             digest = content_hash(_resolve(draft, book, batch, posted, in_batch, None))
         except InputError:
-            raise _key_reused(draft.key) from None
+            raise _key_reused(draft.key, earlier_line, draft.line_no) from None
         if digest != earlier_hash:
-            raise _key_reused(draft.key)
+            raise _key_reused(draft.key, earlier_line, draft.line_no)
         batch.skipped += 1
         return
     entry = _resolve(draft, book, batch, posted, in_batch, reversed_in_batch)
@@ -111,8 +133,11 @@ def _prepare_one(
         reversed_in_batch.add(entry.reverses)
 
 
-def _key_reused(key: str) -> InputError:
-    return InputError(f"key {key!r} is already posted with other content", field="key")
+def _key_reused(key: str, earlier_line: int | None, line: int) -> InputError:
+    if earlier_line is not None:
+        return InputError(f"key {shown(key)} appears twice in this file (lines {earlier_line} "
+                          f"and {line}) with different content", field="key")
+    return InputError(f"key {shown(key)} is already posted with other content", field="key")
 
 
 def _resolve(
@@ -157,9 +182,10 @@ def _mirror(
         original = posted[key].lines
         already = posted[key].reversed or key in reversed_in_batch
     else:
-        raise InputError(f"reverses {key!r}, which is not in the ledger", field="reverses")
+        raise InputError(f"reverses {shown(key)}, which is not in the ledger",
+                         field="reverses")
     if already:
-        raise InputError(f"entry {key!r} is already reversed", field="reverses")
+        raise InputError(f"entry {shown(key)} is already reversed", field="reverses")
     return tuple(Line(line.credit, line.debit, line.amount_minor) for line in original)
 
 
@@ -196,9 +222,12 @@ def _account(code: str, book: Book, batch: PreparedBatch, field_name: str) -> Ac
         return account
     implicit = implicit_customer_account(code)
     if implicit is None:
-        raise InputError(f"unknown account {code!r}", field=field_name)
+        raise InputError(f"unknown account {shown(code)}: not in the chart (load it with "
+                         "`segledger chart load`), and not a customer account "
+                         "customer:<id>:<ASSET>", field=field_name)
     if implicit.asset not in book.assets:
-        raise InputError(f"unknown asset {implicit.asset!r} in account {code!r}", field=field_name)
+        raise InputError(f"unknown asset {implicit.asset} in account {shown(code)}: no such "
+                         "asset in the chart", field=field_name)
     book.accounts[code] = implicit
     batch.new_accounts.append(implicit)
     return implicit

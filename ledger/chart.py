@@ -9,9 +9,17 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ledger.entries import field_path
-from ledger.errors import InputError
-from ledger.json_input import check_storable, loads_strict
+from ledger.errors import InputError, shown
+from ledger.files import MAX_FILE_BYTES
+from ledger.json_input import (
+    check_storable,
+    field_path,
+    first_error,
+    from_pydantic,
+    line_of,
+    loads_strict,
+    locate,
+)
 from ledger.model import (
     ACCOUNT_CODE,
     ASSET_CODE,
@@ -28,8 +36,6 @@ from ledger.model import (
     Role,
     implicit_customer_account,
 )
-
-MAX_CHART_BYTES = 50_000_000
 
 
 class _AssetIn(BaseModel):
@@ -97,22 +103,24 @@ def _line_of(text: str, needle: str) -> int | None:
 
 
 def parse_chart(text: str, source: str) -> Chart:
-    if len(text) > MAX_CHART_BYTES:
-        raise InputError(f"chart is larger than {MAX_CHART_BYTES} bytes", source=source)
+    if len(text) > MAX_FILE_BYTES:
+        raise InputError(f"the file is larger than the {MAX_FILE_BYTES // 1_000_000} MB limit "
+                         "for one file", source=source)
     raw = load_document(text, source)
     try:
         parsed = _ChartIn.model_validate(raw)
     except ValidationError as error:
-        first = error.errors()[0]
-        loc = first["loc"]
-        line = None
-        if len(loc) >= 2 and isinstance(loc[1], int) and isinstance(raw, dict):
+        loc = first_error(error)["loc"]
+        # The field's own line if the file has it (a misspelt field); else the line of the
+        # code of the asset or account it belongs to (a missing field, a wrong combination).
+        line = line_of(text, field_path(loc), exact=True) if len(loc) > 2 else None
+        if line is None and len(loc) >= 2 and isinstance(loc[1], int) and isinstance(raw, dict):
             items = raw.get(str(loc[0])) or []
             if isinstance(items, list) and loc[1] < len(items) and isinstance(items[loc[1]], dict):
                 code = items[loc[1]].get("code")
                 line = _line_of(text, f'"{code}"') or _line_of(text, str(code)) if code else None
-        message = first["msg"].removeprefix("Value error, ")
-        raise InputError(message, source=source, line=line, field=field_path(loc)) from None
+        problem = from_pydantic(error, _ChartIn).located(source=source, line=line)
+        raise locate(problem, text) from None
     assets = tuple(Asset(a.code, a.kind, a.scale, a.chain, a.contract) for a in parsed.assets)
     accounts = tuple(
         Account(a.code, a.asset, a.pool, a.role, a.location, a.purpose, a.customer, a.external)
@@ -143,7 +151,8 @@ def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Any:
             continue  # unhashable: SafeLoader refuses it below with its own message
         if repeated:
             raise yaml.constructor.ConstructorError(
-                None, None, f"the key {key!r} appears twice in one mapping", key_node.start_mark)
+                None, None, f"the key {shown(key)} appears twice in one mapping",
+                key_node.start_mark)
         seen.add(key)
     return loader.construct_mapping(node, deep=True)
 
@@ -153,12 +162,14 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 
 def load_document(text: str, source: str) -> Any:
     """JSON or YAML (told apart by the first character), holding only what JSON can say."""
+    # ledger.files drops a byte-order mark; text that reaches here by another way may have one.
+    text = text.removeprefix("\ufeff")
     if text.lstrip().startswith(("{", "[")):
         try:
             json.loads(text)
         except json.JSONDecodeError as json_error:
-            raise InputError(f"malformed JSON: {json_error.msg}", source=source,
-                             line=json_error.lineno) from None
+            raise InputError(f"malformed JSON: {json_error.msg} at column {json_error.colno}",
+                             source=source, line=json_error.lineno) from None
         except (ValueError, RecursionError):
             pass  # loads_strict below says what is wrong
         try:
@@ -170,8 +181,8 @@ def load_document(text: str, source: str) -> Any:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise InputError(f"malformed YAML: {getattr(error, 'problem', error)}", source=source,
-                         line=line) from None
+        problem = getattr(error, "problem", None) or "not valid YAML"
+        raise InputError(f"malformed YAML: {problem}", source=source, line=line) from None
     except RecursionError:
         raise InputError("YAML nested too deeply", source=source) from None
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,8 +11,11 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from ledger.errors import InputError
-from ledger.json_input import loads_strict
+from ledger.errors import ErrorLog, InputError
+from ledger.json_input import field_path as field_path
+from ledger.json_input import from_pydantic as from_pydantic
+from ledger.json_input import iso_text as iso_text
+from ledger.json_input import loads_strict, meaning
 from ledger.model import ACCOUNT_CODE, Entry, EntryType
 
 # Limits on everything: a hit limit is a clear error, never a hang or an out-of-memory.
@@ -21,7 +23,8 @@ MAX_LINE_BYTES = 1_000_000
 MAX_LINES_PER_ENTRY = 10_000
 MAX_ENTRIES_PER_BATCH = 2_000_000
 MAX_MEMO_CHARS = 2_000
-KEY_PATTERN = r"^[\x21-\x7e]{1,128}$"
+KEY_PATTERN = meaning(r"^[\x21-\x7e]{1,128}$",
+                      "an entry key: 1 to 128 printable ASCII characters, without spaces")
 
 
 class _LineIn(BaseModel):
@@ -68,38 +71,13 @@ class Draft:
     reverses: str | None
 
 
-def field_path(loc: Iterable[int | str]) -> str:
-    """("lines", 0, "amount") -> "lines[0].amount"."""
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path
-
-
-def from_pydantic(error: ValidationError) -> InputError:
-    first = error.errors()[0]
-    # A validator's ValueError reads "Value error, <message>": the user needs the message only.
-    return InputError(first["msg"].removeprefix("Value error, "),
-                      field=field_path(first["loc"]) or None)
-
-
-def iso_text(value: Any) -> Any:
-    """Times are ISO 8601 text with an offset (CONTRACT.md), not Unix numbers; years within
-    1900-2999, so that no arithmetic on them can overflow."""
-    if not isinstance(value, str):
-        raise ValueError("must be an ISO 8601 time with its offset, as text")
-    if not re.match(r"^(19|2[0-9])[0-9]{2}-", value):
-        raise ValueError(f"{value[:40]!r}: the year must be between 1900 and 2999")
-    return value
-
-
 def parse_draft(raw: dict[str, Any] | Any, line_no: int) -> Draft:
     if not isinstance(raw, dict):
-        raise InputError("an entry must be a JSON object")
+        raise InputError("an entry must be a JSON object {…} on one line")
     try:
         parsed = _EntryIn.model_validate(raw)
     except ValidationError as error:
-        raise from_pydantic(error) from None
+        raise from_pydantic(error, _EntryIn) from None
     if parsed.type is EntryType.REVERSAL:
         if parsed.reverses is None:
             raise InputError("a reversal names the entry it reverses", field="reverses")
@@ -114,7 +92,9 @@ def parse_draft(raw: dict[str, Any] | Any, line_no: int) -> Draft:
         line_no=line_no,
         key=parsed.key,
         type=parsed.type,
-        effective_at=parsed.effective_at.astimezone(UTC),
+        # As written (offset kept), so that errors show the time the user wrote; the content
+        # hash and storage convert to UTC.
+        effective_at=parsed.effective_at,
         memo=parsed.memo,
         metadata=parsed.metadata,
         lines=tuple(DraftLine(ln.debit, ln.credit, ln.amount) for ln in parsed.lines),
@@ -122,34 +102,49 @@ def parse_draft(raw: dict[str, Any] | Any, line_no: int) -> Draft:
     )
 
 
-def read_drafts(lines: Iterable[bytes | str], source: str) -> Iterator[Draft]:
-    """Parse JSON Lines; blank lines are skipped; every error names the source and line."""
+def read_drafts(
+    lines: Iterable[bytes | str], source: str, errors: ErrorLog | None = None
+) -> Iterator[Draft]:
+    """Parse JSON Lines; blank lines are skipped; every error names the source and line.
+
+    Without `errors`, the first bad line raises. With it (`post --check`), a bad line is
+    logged and left out, and reading goes on with the next until the log is full.
+    """
     count = 0
     for line_no, raw_line in enumerate(lines, start=1):
+        if errors is not None and errors.full:
+            return
+        if len(raw_line) > MAX_LINE_BYTES:
+            _fail(InputError(f"the line is longer than {MAX_LINE_BYTES} bytes"),
+                  source, line_no, errors)
+            continue
         try:
             text = raw_line.decode("utf-8") if isinstance(raw_line, bytes) else raw_line
         except UnicodeDecodeError as error:
-            raise InputError(f"not UTF-8 text (byte {error.start} of the line)",
-                             source=source, line=line_no) from None
-        if len(text) > MAX_LINE_BYTES:
-            raise InputError(f"line is longer than {MAX_LINE_BYTES} bytes", source=source, line=line_no)
+            _fail(InputError(f"not UTF-8 text (byte {error.start + 1} of the line); save the "
+                             "file as UTF-8"), source, line_no, errors)
+            continue
         if not text.strip():
             continue
         count += 1
         if count > MAX_ENTRIES_PER_BATCH:
+            # Not one line's fault: the whole file is refused, in a check as in a post.
             raise InputError(
                 f"more than {MAX_ENTRIES_PER_BATCH} entries in one batch; split the file",
                 source=source,
                 line=line_no,
             )
         try:
-            raw = loads_strict(text)
+            yield parse_draft(loads_strict(text), line_no)
         except InputError as error:
-            raise error.located(source=source, line=line_no) from None
-        try:
-            yield parse_draft(raw, line_no)
-        except InputError as error:
-            raise error.located(source=source, line=line_no) from None
+            _fail(error, source, line_no, errors)
+
+
+def _fail(error: InputError, source: str, line_no: int, errors: ErrorLog | None) -> None:
+    located = error.located(source=source, line=line_no)
+    if errors is None:
+        raise located from None
+    errors.add(located)
 
 
 def content_hash(entry: Entry) -> str:

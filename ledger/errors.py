@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
 
 class LedgerError(Exception):
     """Base of every error segledger reports to a user."""
@@ -50,6 +54,42 @@ class InputError(LedgerError):
             where = f"line {self.line}: "
         field = f"{self.field}: " if self.field else ""
         return f"{where}{field}{self.reason}"
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """A value as a user wrote it, for a message: text in double quotes with control
+    characters escaped (as JSON writes them), numbers as digits; never Python's repr."""
+    if isinstance(value, str):
+        text = value if len(value) <= limit else value[:limit] + "…"
+        return json.dumps(text, ensure_ascii=False)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float)):
+        text = str(value)
+        return text if len(text) <= limit else text[:limit] + "…"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return "a value of another kind"
+
+
+@dataclass
+class ErrorLog:
+    """Errors collected by a check that goes on after the first (`post --check`), up to a
+    limit: past it the check stops, and says so."""
+
+    limit: int
+    errors: list[InputError] = field(default_factory=list)
+
+    def add(self, error: InputError) -> None:
+        self.errors.append(error)
+
+    @property
+    def full(self) -> bool:
+        return len(self.errors) >= self.limit
 
 
 class EnvironmentFailure(LedgerError):

@@ -24,13 +24,12 @@ from pydantic import (
     ValidationError,
 )
 
-from ledger.entries import from_pydantic, iso_text
-from ledger.errors import InputError
-from ledger.json_input import loads_strict
+from ledger.errors import InputError, shown
+from ledger.files import text_of
+from ledger.json_input import from_pydantic, iso_text, kind_of, loads_strict, locate
 from ledger.model import ASSET_CODE
 from ledger.money import PLAIN_DECIMAL
 
-MAX_PRICE_FILE_BYTES = 5_000_000
 MAX_PRICES = 10_000
 # 200 significant digits: a uint256 amount (78 digits) times a 40-digit price, exactly.
 EXACT = decimal.Context(prec=200, traps=[decimal.Inexact, decimal.Overflow,
@@ -40,11 +39,12 @@ EXACT = decimal.Context(prec=200, traps=[decimal.Inexact, decimal.Overflow,
 def plain_decimal(value: Any) -> Decimal:
     """A decimal given as text ("0.95") or a JSON integer; floats are refused (0.1 is not 0.1)."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise ValueError(f"must be a decimal number as text, such as \"0.95\", not "
-                         f"{type(value).__name__}")
+        given = f"the number {value} (write it in quotes)" if isinstance(value, float) \
+            else kind_of(value)
+        raise ValueError(f"must be a decimal number as text, such as \"0.95\", not {given}")
     text = str(value)
     if len(text) > 60 or not PLAIN_DECIMAL.fullmatch(text):
-        raise ValueError(f"{text[:40]!r} is not a plain decimal number such as \"0.95\"")
+        raise ValueError(f"{shown(text, 40)} is not a plain decimal number such as \"0.95\"")
     return Decimal(text)
 
 
@@ -87,19 +87,23 @@ class PriceTable:
 
 
 def parse_prices(content: bytes, source: str) -> PriceTable:
-    if len(content) > MAX_PRICE_FILE_BYTES:
-        raise InputError(f"price file is larger than {MAX_PRICE_FILE_BYTES} bytes", source=source)
+    text = text_of(content, source)
     try:
-        raw = loads_strict(content)
+        return _parse_prices(text, source)
     except InputError as error:
-        raise error.located(source=source) from None
+        raise locate(error, text).located(source=source) from None
+
+
+def _parse_prices(text: str, source: str) -> PriceTable:
+    raw = loads_strict(text)
     try:
         parsed = _PricesIn.model_validate(raw)
     except ValidationError as error:
-        raise from_pydantic(error).located(source=source) from None
+        raise from_pydantic(error, _PricesIn).located(source=source) from None
     for asset, price in parsed.prices.items():
         if not ASSET_CODE.fullmatch(asset):
-            raise InputError(f"{asset[:40]!r} is not an asset code", source=source,
+            raise InputError(f"{shown(asset, 40)} is not an asset code (1 to 20 capital "
+                             "letters, digits and . _ -)", source=source,
                              field=f"prices.{asset[:40]}")
         if price <= 0:
             raise InputError(f"the price of {asset} must be greater than zero", source=source,
@@ -113,11 +117,11 @@ def check_covers(table: PriceTable, needed: Iterable[str], known_assets: Iterabl
     """Every asset the ledger holds has a price; every priced asset is one the ledger knows."""
     known = set(known_assets)
     if table.quote not in known:
-        raise InputError(f"quote currency {table.quote!r} is not an asset of the ledger",
+        raise InputError(f"quote currency {table.quote} is not an asset of the ledger",
                          source=source, field="quote")
     for asset in sorted(table.prices):
         if asset not in known:
-            raise InputError(f"{asset!r} is not an asset of the ledger", source=source,
+            raise InputError(f"{asset} is not an asset of the ledger", source=source,
                              field=f"prices.{asset}")
     missing = sorted(set(needed) - set(table.prices) - {table.quote})
     if missing:

@@ -30,15 +30,14 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from ledger.entries import from_pydantic, iso_text
-from ledger.errors import InputError
-from ledger.json_input import loads_strict
+from ledger.errors import InputError, shown
+from ledger.files import text_of
+from ledger.json_input import from_pydantic, iso_text, loads_strict, locate, meaning
 from ledger.model import ASSET_CODE
 from ledger.prices import PlainDecimal
 
 FORMULA_VERSION = "jp-reserve-v1"
 MAX_POLICIES = 1_000
-MAX_REGISTER_BYTES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -119,7 +118,9 @@ def show(value: Fraction, decimals: int) -> str:
 class _PolicyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    policy_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$")]
+    policy_id: Annotated[str, Field(pattern=meaning(
+        r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$", "a policy id: 1 to 100 ASCII letters, digits "
+        "and the characters . _ : / -, starting with a letter or a digit"))]
     insurer: Annotated[str, Field(min_length=1, max_length=200)]
     currency: Annotated[str, Field(pattern=ASSET_CODE.pattern)] = "JPY"
     limit: Any
@@ -159,15 +160,18 @@ class PolicyDraft:
 
 
 def parse_register(content: bytes, source: str) -> list[PolicyDraft]:
-    if len(content) > MAX_REGISTER_BYTES:
-        raise InputError(f"insurance register is larger than {MAX_REGISTER_BYTES} bytes",
-                         source=source)
+    text = text_of(content, source)
     try:
-        parsed = _RegisterIn.model_validate(loads_strict(content))
+        return _parse_register(text, source)
     except InputError as error:
-        raise error.located(source=source) from None
+        raise locate(error, text).located(source=source) from None
+
+
+def _parse_register(text: str, source: str) -> list[PolicyDraft]:
+    try:
+        parsed = _RegisterIn.model_validate(loads_strict(text))
     except ValidationError as error:
-        raise from_pydantic(error).located(source=source) from None
+        raise from_pydantic(error, _RegisterIn).located(source=source) from None
     drafts, seen = [], set()
     for index, policy in enumerate(parsed.policies):
         where = f"policies[{index}]"
@@ -181,8 +185,8 @@ def parse_register(content: bytes, source: str) -> list[PolicyDraft]:
                              f"starts ({policy.period_start.isoformat()})", source=source,
                              field=f"{where}.period_end")
         if policy.policy_id in seen:
-            raise InputError(f"policy {policy.policy_id!r} appears twice", source=source,
-                             field=f"{where}.policy_id")
+            raise InputError(f"policy {shown(policy.policy_id)} appears twice in this register",
+                             source=source, field=f"{where}.policy_id")
         seen.add(policy.policy_id)
         drafts.append(PolicyDraft(index, policy.policy_id, policy.insurer, policy.currency,
                                   policy.limit, policy.covered_share,

@@ -2,39 +2,32 @@
 
 from __future__ import annotations
 
-import hashlib
-import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import BinaryIO
 
-from dateutil.parser import isoparse
 from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import OperationalError
 
+from ledger import files
 from ledger.chart import parse_chart
 from ledger.entries import Draft, read_drafts
-from ledger.errors import EnvironmentFailure, InputError
+from ledger.errors import EnvironmentFailure, ErrorLog, InputError
+from ledger.json_input import parse_time
 from ledger.storage.chart_store import ChartResult, load_chart
 from ledger.storage.engine import make_engine, schema_is_current, upgrade
-from ledger.storage.posting import PostResult, Progress, post_batch
+from ledger.storage.posting import CheckResult, PostResult, Progress, check_batch, post_batch
+
+DEFAULT_MAX_ERRORS = 100
 
 
 def parse_instant(text: str, field: str) -> datetime:
-    """An ISO 8601 time with its offset; 'now' for the current time. No guessing of zones."""
+    """An ISO 8601 time with its offset; 'now' for the current time. No guessing of zones:
+    the same reading, and the same messages, as a time in an entry file."""
     if text == "now":
         return datetime.now(UTC)
     try:
-        value = isoparse(text)
-    except ValueError:
-        raise InputError(f"{text!r} is not an ISO 8601 time", field=field) from None
-    if value.tzinfo is None:
-        raise InputError(f"{text!r} has no UTC offset (write e.g. 2025-11-25T00:00:00+09:00)",
-                         field=field)
-    if not 1900 <= value.year <= 2999:
-        raise InputError(f"{text!r}: the year must be between 1900 and 2999", field=field)
-    return value.astimezone(UTC)
+        return parse_time(text).astimezone(UTC)
+    except ValueError as error:
+        raise InputError(str(error), field=field) from None
 
 
 def connect(url: str | None) -> Engine:
@@ -67,60 +60,49 @@ def _first_line(error: Exception) -> str:
 
 
 def load_chart_file(engine: Engine, path: str) -> ChartResult:
-    text = _read_text(path)
-    return load_chart(engine, parse_chart(text, path), path)
+    source = files.source_name(path)
+    return load_chart(engine, parse_chart(files.read_text(path), source), source)
 
 
-def _read_text(path: str) -> str:
-    try:
-        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-    except OSError as error:
-        raise InputError(f"cannot read: {error.strerror}", source=path) from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise InputError(f"not UTF-8 text (byte {error.start})", source=path) from None
-
-
-class _HashingLines:
-    """Lines of a binary stream, hashed as they are read (the batch records the file's SHA-256)."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self.stream = stream
-        self.digest = hashlib.sha256()
-        self.bytes_read = 0
-
-    def __iter__(self) -> Iterator[bytes]:
-        for line in self.stream:
-            self.digest.update(line)
-            self.bytes_read += len(line)
-            yield line
-
-
-def read_entry_file(path: str, progress: Progress | None = None) -> tuple[list[Draft], str]:
-    """All drafts of a JSONL file (or '-' for stdin) and the file's SHA-256."""
-    source = "<stdin>" if path == "-" else path
-    try:
-        stream: BinaryIO = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
-    except OSError as error:
-        raise InputError(f"cannot read: {error.strerror}", source=source) from None
-    with stream:
-        lines = _HashingLines(stream)
-        total = Path(path).stat().st_size if path != "-" else 0
+def read_entry_file(
+    path: str, progress: Progress | None = None, errors: ErrorLog | None = None
+) -> tuple[list[Draft], str]:
+    """All drafts of a JSONL file (or '-' for stdin) and the file's SHA-256. With `errors`,
+    lines that do not parse are logged there and left out (see `read_drafts`)."""
+    with files.EntryLines(path) as lines:
         drafts = []
-        for draft in read_drafts(lines, source):
+        for draft in read_drafts(lines, lines.source, errors):
             drafts.append(draft)
             if progress and len(drafts) % 10_000 == 0:
-                progress("read", lines.bytes_read, total)
-    return drafts, lines.digest.hexdigest()
+                progress("read", lines.bytes_read, lines.total_bytes)
+        return drafts, lines.sha256
 
 
 def post_file(
     engine: Engine, path: str, *, use_copy: bool | None = None, progress: Progress | None = None
 ) -> PostResult:
+    """Post a file as one all-or-nothing batch; the first invalid entry stops it. A file with
+    no entries (empty, or blank lines only) posts nothing: there was nothing to do."""
     drafts, sha256 = read_entry_file(path, progress)
-    source = "<stdin>" if path == "-" else path
     if not drafts:
-        raise InputError("no entries in the file", source=source)
-    return post_batch(engine, drafts, source=source, sha256=sha256, use_copy=use_copy,
-                      progress=progress)
+        return PostResult(0, 0, 0, None)
+    return post_batch(engine, drafts, source=files.source_name(path), sha256=sha256,
+                      use_copy=use_copy, progress=progress)
+
+
+def check_file(
+    engine: Engine, path: str, *, max_errors: int = DEFAULT_MAX_ERRORS,
+    use_copy: bool | None = None, progress: Progress | None = None,
+) -> CheckResult:
+    """Every check `post_file` makes, writing nothing, listing every error up to `max_errors`
+    (an entry with an error is left out; the ones after it are checked without it)."""
+    if max_errors < 1:
+        raise InputError("must be at least 1", field="--max-errors")
+    parse_errors = ErrorLog(max_errors)
+    drafts, _ = read_entry_file(path, progress, parse_errors)
+    if not drafts:
+        full = len(parse_errors.errors) >= max_errors
+        return CheckResult(len(parse_errors.errors), parse_errors.errors, full)
+    return check_batch(engine, drafts, source=files.source_name(path),
+                       parse_errors=parse_errors.errors, limit=max_errors, use_copy=use_copy,
+                       progress=progress)

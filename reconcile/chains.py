@@ -14,26 +14,40 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from ledger.entries import field_path
-from ledger.errors import EnvironmentFailure, InputError
+from ledger.errors import EnvironmentFailure, InputError, shown
+from ledger.files import text_of
+from ledger.json_input import from_pydantic, kind_of, loads_strict, locate, meaning
 
 MAX_TIMEOUT_S = 300
+BLOCK_TAGS = ("latest", "finalized", "safe")
+
+
+def _block(value: Any) -> Any:
+    """A block number or a tag, said in one message (not one per member of the union)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value in BLOCK_TAGS:
+        return value
+    what = shown(value) if isinstance(value, (str, int)) else kind_of(value)
+    raise ValueError(f"must be a block number or one of {', '.join(BLOCK_TAGS)}, not {what}")
 
 
 class _ChainIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["bitcoin", "ethereum"]
-    url: Annotated[str, Field(pattern=r"^https?://", max_length=500)]
+    url: Annotated[str, Field(pattern=meaning(r"^https?://", "a node URL starting with http:// "
+                                              "or https://"), max_length=500)]
     user_env: str | None = None
     password_env: str | None = None
     timeout_s: Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S)] = 30
     # Bitcoin: how many keys of a ranged descriptor (…/*) to scan.
     descriptor_range: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
     # Ethereum: the block to read balances at ("latest" or a number).
-    block: int | Literal["latest", "finalized", "safe"] = "latest"
+    block: Annotated[int | Literal["latest", "finalized", "safe"], BeforeValidator(_block)] = \
+        "latest"
 
 
 class _ConfigIn(BaseModel):
@@ -60,14 +74,13 @@ class ChainConfig:
 
 
 def parse_chain_config(content: bytes, source: str) -> dict[str, ChainConfig]:
+    text = text_of(content, source)
     try:
-        raw = json.loads(content)
-        parsed = _ConfigIn.model_validate(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"malformed JSON: {error}", source=source) from None
+        parsed = _ConfigIn.model_validate(loads_strict(text))
+    except InputError as error:
+        raise error.located(source=source) from None
     except ValidationError as error:
-        first = error.errors()[0]
-        raise InputError(first["msg"], source=source, field=field_path(first["loc"])) from None
+        raise locate(from_pydantic(error, _ConfigIn), text).located(source=source) from None
     return {name: ChainConfig(name, c.kind, c.url, c.user_env, c.password_env, c.timeout_s,
                               c.descriptor_range, c.block) for name, c in parsed.chains.items()}
 
@@ -103,7 +116,7 @@ def http_rpc(config: ChainConfig, environ: Mapping[str, str] = os.environ) -> Rp
         except httpx.HTTPError as error:
             raise EnvironmentFailure(
                 f"chain {config.name}: node at {config.url} unreachable "
-                f"({type(error).__name__})") from None
+                f"({_network_problem(error, config.timeout_s)})") from None
         try:
             answer = json.loads(response.content, parse_float=Decimal)
         except ValueError:
@@ -112,6 +125,17 @@ def http_rpc(config: ChainConfig, environ: Mapping[str, str] = os.environ) -> Rp
         return unwrap(config.name, method, answer)
 
     return call
+
+
+def _network_problem(error: httpx.HTTPError, timeout_s: float) -> str:
+    """httpx's exception in words an operator acts on, not its class name."""
+    if isinstance(error, httpx.TimeoutException):
+        return f"no answer within {timeout_s:g} s"
+    if isinstance(error, httpx.ConnectError):
+        return "connection refused, or the host is unknown"
+    if isinstance(error, httpx.UnsupportedProtocol):
+        return "the URL is not http:// or https://"
+    return "the connection failed"
 
 
 def unwrap(chain: str, method: str, answer: Any) -> Any:

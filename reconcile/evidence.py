@@ -10,8 +10,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-# Limits on everything: an evidence file larger than this is refused, not read.
-MAX_EVIDENCE_BYTES = 50_000_000
+from ledger.files import MAX_FILE_BYTES, without_bom
+
+# Limits on everything: an evidence file larger than this is refused, not read. The one limit
+# for every user file (ledger.files).
+MAX_EVIDENCE_BYTES = MAX_FILE_BYTES
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,12 @@ class Observation:
 
 @dataclass(frozen=True)
 class EvidenceFile:
-    """An evidence file as stored with a run: its name, bytes and SHA-256."""
+    """An evidence file as stored with a run: its name, bytes and SHA-256.
+
+    `content` is the file exactly as given (its SHA-256 is the file's); `body` is what an
+    adapter reads: the same bytes without a UTF-8 byte-order mark, which some Windows tools
+    write before a statement or a CSV.
+    """
 
     name: str
     content: bytes
@@ -56,3 +64,7 @@ class EvidenceFile:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.content).hexdigest()
+
+    @property
+    def body(self) -> bytes:
+        return without_bom(self.content)

@@ -2,30 +2,32 @@
 
 from __future__ import annotations
 
+import sys
 from importlib.metadata import version as package_version
 from typing import Annotated, Any
 
 import typer
 
-from ledger import service
+from ledger import service, views
+from ledger.errors import InputError
+from ledger.model import Location
 from ledger.money import format_amount
-from ledger.storage.engine import for_reading
-from ledger.storage.integrity import verify as verify_ledger
-from ledger.storage.reading import balances_at, close_period, coverage_at
-from segledger import reconcile_cli, report_cli
-from segledger.common import EXIT_PROBLEM, State, db_url, handled, progress_bar
-from segledger.output import Format, emit
+from ledger.storage.reading import CoverageRow
+from segledger import ledger_cli, reconcile_cli, report_cli
+from segledger.common import EXIT_INPUT, EXIT_PROBLEM, State, db_url, handled, progress_bar
+from segledger.output import Column, Format, emit, set_zone, show_time
 
 app = typer.Typer(
     help="segledger: the segregated customer-asset ledger of a crypto exchange.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Docstrings are wrapped at the source's width; markdown mode joins their lines.
+    rich_markup_mode="markdown",
 )
 chart_app = typer.Typer(help="The chart of accounts.", no_args_is_help=True)
-period_app = typer.Typer(help="Closed accounting periods.", no_args_is_help=True)
 app.add_typer(chart_app, name="chart")
-app.add_typer(period_app, name="period")
+ledger_cli.install(app)  # balances, register, entry show, period close/list
 
 def _print_version(value: bool) -> None:
     if value:
@@ -39,11 +41,20 @@ def main_options(
     db: Annotated[str | None, typer.Option(
         "--db", help="Database URL (else SEGLEDGER_DATABASE_URL, else sqlite:///segledger.db).",
         show_default=False)] = None,
+    tz: Annotated[str, typer.Option(
+        "--tz", help="Time zone to show times in, e.g. Asia/Tokyo (times keep their offset).")
+    ] = "UTC",
     version: Annotated[bool, typer.Option(
         "--version", help="Print the installed version and exit.", is_eager=True,
         callback=_print_version)] = False,
 ) -> None:
+    """Exit codes: 0 fine, 1 a problem found, 2 bad input (nothing written), 3 environment."""
     ctx.obj = State(db=db)
+    try:
+        set_zone(tz)
+    except InputError as error:
+        print(f"error: {error.render()}", file=sys.stderr)
+        raise typer.Exit(EXIT_INPUT) from None
 
 
 @app.command()
@@ -80,36 +91,44 @@ def post(
     file: Annotated[str, typer.Argument(help="JSON Lines of entries; - reads stdin.")],
     copy: Annotated[bool | None, typer.Option(
         "--copy/--no-copy", help="Write with COPY (PostgreSQL; default there).")] = None,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Check the file against the ledger and write nothing: list every "
+        "error (FILE:LINE: FIELD: reason), then a summary; exit 0 if clean, 2 if not. An "
+        "entry with an error is left out, so the entries after it are checked against the "
+        "balances without it.")] = False,
+    max_errors: Annotated[int, typer.Option(
+        "--max-errors", help="With --check: stop after this many errors.", min=1)
+    ] = service.DEFAULT_MAX_ERRORS,
 ) -> None:
-    """Post a file of entries as one all-or-nothing batch."""
+    """Post a file of entries as one all-or-nothing batch: the first invalid entry stops it,
+    with nothing written. An empty file posts nothing. --check lists every error instead."""
+    import sys
+
+    from segledger.common import EXIT_INPUT
+
     engine = service.connect(db_url(ctx))
+    if not check:
+        with progress_bar() as progress:
+            result = service.post_file(engine, file, use_copy=copy, progress=progress)
+        print(f"posted {result.posted} entries ({result.postings} postings), "
+              f"skipped {result.skipped} duplicates")
+        return
     with progress_bar() as progress:
-        result = service.post_file(engine, file, use_copy=copy, progress=progress)
-    print(f"posted {result.posted} entries ({result.postings} postings), "
-          f"skipped {result.skipped} duplicates")
-
-
-@app.command()
-@handled
-def balances(
-    ctx: typer.Context,
-    as_of: Annotated[str, typer.Option("--as-of", help="ISO 8601 time with offset.")] = "now",
-    account: Annotated[str | None, typer.Option(help="Only accounts whose code starts so.")] = None,
-    fmt: Annotated[Format, typer.Option("--format")] = Format.TABLE,
-) -> None:
-    """Normal-side balances at an effective time, of every account with a posting by then."""
-    at = service.parse_instant(as_of, "--as-of")
-    engine = service.connect(db_url(ctx))
-    with for_reading(engine).connect() as connection:
-        from ledger.storage.rows import load_assets
-
-        scales = {code: asset.scale for code, asset in load_assets(connection).items()}
-        rows = [
-            {"account": row.account.code, "asset": row.account.asset,
-             "balance": format_amount(row.balance_minor, scales[row.account.asset])}
-            for row in balances_at(connection, at, account)
-        ]
-    emit(fmt, f"Balances as of {at.isoformat()}", ["account", "asset", "balance"], rows)
+        found = service.check_file(engine, file, max_errors=max_errors, use_copy=copy,
+                                   progress=progress)
+    for error in found.errors:
+        print(error.render())
+    summary = (f"{found.entries_checked} {'entry' if found.entries_checked == 1 else 'entries'}"
+               f" checked, {len(found.errors)} {'error' if len(found.errors) == 1 else 'errors'}")
+    if found.stopped:
+        summary += (f" (stopped at --max-errors {max_errors}: the entries after the last error "
+                    "listed were not checked)")
+    print(summary)
+    if found.errors:
+        source = "<stdin>" if file == "-" else file
+        print(f"error: {source}: the file has errors (listed above); nothing was written",
+              file=sys.stderr)
+        raise typer.Exit(EXIT_INPUT)
 
 
 @app.command()
@@ -117,25 +136,33 @@ def balances(
 def coverage(
     ctx: typer.Context,
     as_of: Annotated[str, typer.Option("--as-of", help="ISO 8601 time with offset.")] = "now",
-    fmt: Annotated[Format, typer.Option("--format")] = Format.TABLE,
+    fmt: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.TABLE,
 ) -> None:
-    """Customer coverage per asset: customer custody minus customer liabilities."""
+    """Customer coverage per asset: customer custody minus customer liabilities; exit 1 if an
+    asset is short."""
     at = service.parse_instant(as_of, "--as-of")
-    with for_reading(service.connect(db_url(ctx))).connect() as connection:
-        rows = [_coverage_row(row) for row in coverage_at(connection, at)]
-    emit(fmt, f"Customer coverage as of {at.isoformat()}",
-         ["asset", "customer_custody", "by_location", "customer_liabilities", "coverage", "status"],
-         rows)
-    if any(row["status"] == "short" for row in rows):
+    result = views.coverage(service.connect(db_url(ctx)), at)
+    rows = [_coverage_row(row) for row in result.rows]
+    locations = [location.value for location in Location
+                 if any(location.value in row["by_location"] for row in rows)]
+    columns = [Column("asset"), *(Column(f"custody_{name}", "amount", name) for name in locations),
+               Column("customer_custody", "amount"), Column("customer_liabilities", "amount"),
+               Column("coverage", "amount"), Column("status"), Column("open_breach")]
+    for row in rows:
+        row.update({f"custody_{name}": amount for name, amount in row["by_location"].items()})
+    # JSON keeps its documented shape: a list of assets, custody by location nested.
+    emit(fmt, f"Customer coverage as of {show_time(at)}", columns, rows,
+         [{k: v for k, v in row.items() if not k.startswith("custody_")} for row in rows])
+    if result.short:
         raise typer.Exit(EXIT_PROBLEM)
 
 
-def _coverage_row(row: Any) -> dict[str, Any]:
+def _coverage_row(row: CoverageRow) -> dict[str, Any]:
     status = "short" if row.coverage_minor < 0 else ("excess" if row.coverage_minor else "exact")
     return {
         "asset": row.asset,
-        "customer_custody": format_amount(row.custody_minor, row.scale),
         "by_location": {k: format_amount(v, row.scale) for k, v in row.custody_by_location_minor.items()},
+        "customer_custody": format_amount(row.custody_minor, row.scale),
         "customer_liabilities": format_amount(row.liabilities_minor, row.scale),
         "coverage": format_amount(row.coverage_minor, row.scale),
         "status": status,
@@ -146,53 +173,56 @@ def _coverage_row(row: Any) -> dict[str, Any]:
 @app.command()
 @handled
 def verify(
-    ctx: typer.Context, fmt: Annotated[Format, typer.Option("--format")] = Format.TABLE
+    ctx: typer.Context,
+    fmt: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.TABLE,
 ) -> None:
     """Check the whole journal again from what is stored; exit 1 naming each broken entry."""
-    with for_reading(service.connect(db_url(ctx))).connect() as connection:
-        report = verify_ledger(connection)
-    if fmt is Format.JSON:
-        emit(fmt, "", [], [], {
-            "ok": report.ok, "entries_checked": report.entries_checked,
-            "postings_checked": report.postings_checked,
-            "accounts_checked": report.accounts_checked, "hash_chain": report.hash_chain,
-            "problems": [vars(p) for p in report.problems]})
-    else:
+    report = views.verify(service.connect(db_url(ctx)))
+    problems = [vars(problem) for problem in report.problems]
+    if fmt is Format.TABLE:
         for problem in report.problems:
             print(f"BROKEN {problem.check}: {problem.subject}: {problem.detail}")
         print(f"checked {report.entries_checked} entries, {report.postings_checked} postings, "
               f"{report.accounts_checked} accounts: "
               f"{'ok' if report.ok else f'{len(report.problems)} problems'}")
         print(f"hash chain: {report.hash_chain}")
+    else:
+        emit(fmt, "", [Column("check"), Column("subject"), Column("detail")], problems, {
+            "ok": report.ok, "entries_checked": report.entries_checked,
+            "postings_checked": report.postings_checked,
+            "accounts_checked": report.accounts_checked, "hash_chain": report.hash_chain,
+            "problems": problems})
     if not report.ok:
         raise typer.Exit(EXIT_PROBLEM)
-
-
-@period_app.command("close")
-@handled
-def period_close(
-    ctx: typer.Context,
-    through: Annotated[str, typer.Option(help="Last instant of the closed period (ISO 8601).")],
-    by: Annotated[str, typer.Option(help="Who closes it.")] = "segledger",
-    note: Annotated[str | None, typer.Option()] = None,
-) -> None:
-    """Close every effective time up to --through: later entries dated in it are refused."""
-    at = service.parse_instant(through, "--through")
-    close_period(service.connect(db_url(ctx)), at, by, note)
-    print(f"closed through {at.isoformat()}")
 
 
 @app.command()
 @handled
 def demo(ctx: typer.Context) -> None:
-    """Build a small exchange's day on the database and show what to look at next."""
+    """Build a small exchange's day and show what to look at next. It writes into its own file
+    (segledger-demo/ledger.db, beside its input files) unless --db names another database,
+    never into SEGLEDGER_DATABASE_URL's; a database holding a ledger that is not an earlier
+    demo's is refused (exit 2) before anything is written."""
     from segledger.demo import run_demo
 
-    run_demo(db_url(ctx))
+    run_demo(ctx.ensure_object(State).db)
 
 
 def main() -> None:
-    app()
+    """Run the command; a usage mistake (an unknown option, a value not among the choices) is
+    one line on stderr and exit 2, like every other bad input, not a framed help box."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        print("error: aborted", file=sys.stderr)
+        code = EXIT_INPUT
+    except typer.TyperException as error:  # the command-line parser's usage errors
+        format_message = getattr(error, "format_message", None)
+        message = format_message() if callable(format_message) else str(error)
+        if message:  # empty when the parser has already shown the help (no arguments)
+            print(f"error: {message.replace('Value error, ', '')}", file=sys.stderr)
+        code = getattr(error, "exit_code", EXIT_INPUT)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 app.add_typer(reconcile_cli.app, name="reconcile")

@@ -129,5 +129,6 @@ def test_in_batch_duplicate_is_skipped_and_changed_duplicate_refused() -> None:
     book = new_book()
     same = run(book, [deposit("d1", "c-1", "10"), deposit("d1", "c-1", "10.0")])
     assert (len(same.entries), same.skipped) == (1, 1)
-    with pytest.raises(InputError, match="already posted with other content"):
+    with pytest.raises(InputError, match=r"appears twice in this file \(lines 1 and 2\) with "
+                       "different content"):
         run(new_book(), [deposit("d1", "c-1", "10"), deposit("d1", "c-1", "11")])

@@ -78,41 +78,43 @@ def _book(rules: dict[str, Any], **top: Any) -> dict[str, Any]:
 # Rulebooks: (file name, content, what follows the file name, reason)
 BAD_RULEBOOKS: dict[str, tuple[str, Any, str, str]] = {
     "unknown_rule": ("book.json", _book({"JP-COLD-99": {"min_cold_share": "0.97"}}),
-                     ": rules.JP-COLD-99: ", "unknown rule 'JP-COLD-99'"),
+                     ":6: rules.JP-COLD-99: ", 'unknown rule "JP-COLD-99"'),
     "cold_share_above_one": ("book.json", _book({"JP-COLD-95": {"min_cold_share": "1.5"}}),
-                             ": rules.JP-COLD-95.min_cold_share: ", "less than or equal to"),
+                             ":7: rules.JP-COLD-95.min_cold_share: ", "must be at most 1, not 1.5"),
     "negative_rate": ("book.json", _book({"JP-RESERVE": {"rate": "-0.0002"}}),
-                      ": rules.JP-RESERVE.rate: ", "not a plain decimal number"),
+                      ":7: rules.JP-RESERVE.rate: ", "not a plain decimal number"),
     "negative_floor": ("book.json", _book({"JP-RESERVE": {"floor": "-1"}}),
-                       ": rules.JP-RESERVE.floor: ", "not a plain decimal number"),
+                       ":7: rules.JP-RESERVE.floor: ", "not a plain decimal number"),
     "zero_risk_multiplier": ("book.json", _book({"JP-RESERVE": {"risk_multiplier": "0"}}),
-                             ": rules.JP-RESERVE.risk_multiplier: ", "greater than"),
+                             ":7: rules.JP-RESERVE.risk_multiplier: ", "greater than"),
     "missing_parameter": ("book.json", {"name": "own", "version": "1",
                                         "rules": {"SEG-COVERAGE": {}, "JP-COLD-95": {}}},
-                          ": rules.JP-COLD-95.min_cold_share: ", "Field required"),
+                          ":6: rules.JP-COLD-95.min_cold_share: ",
+                          "missing: this field is required"),
     "unknown_parameter": ("book.json", _book({"JP-COLD-95": {"min_cold": "0.97"}}),
-                          ": rules.JP-COLD-95.min_cold: ", "Extra inputs"),
+                          ":7: rules.JP-COLD-95.min_cold: ",
+                          "unknown field (did you mean min_cold_share?"),
     "float_threshold": ("book.json", _book({"JP-COLD-95": {"min_cold_share": 0.97}}),
-                        ": rules.JP-COLD-95.min_cold_share: ", "decimal number as text"),
+                        ":7: rules.JP-COLD-95.min_cold_share: ", "decimal number as text"),
     "float_in_yaml": ("book.yaml", "name: own\nversion: '1'\nextends: jp-fsa\n"
                       "rules:\n  JP-COLD-95: {min_cold_share: 0.97}\n",
-                      ": rules.JP-COLD-95.min_cold_share: ", "decimal number as text"),
-    "unknown_preset": ("book.json", _book({}, extends="us-sec"), ": extends: ",
-                       "unknown preset 'us-sec'"),
+                      ":5: rules.JP-COLD-95.min_cold_share: ", "decimal number as text"),
+    "unknown_preset": ("book.json", _book({}, extends="us-sec"), ":4: extends: ",
+                       'unknown preset "us-sec"'),
     "no_rules_left": ("book.json", {"name": "own", "version": "1",
-                                    "rules": {"JP-COLD-95": None}}, ": rules: ",
+                                    "rules": {"JP-COLD-95": None}}, ":4: rules: ",
                       "at least one rule"),
     "malformed_json": ("book.json", '{"name": "own", "version": "1",\n "rules": {', ":2: ",
                        "malformed JSON"),
     "rule_twice_in_json": ("book.json", '{"name": "own", "version": "1", "extends": "jp-fsa",'
                            ' "rules": {"JP-COLD-95": {"min_cold_share": "0.97"},'
                            ' "JP-COLD-95": {"min_cold_share": "0.5"}}}', ": ",
-                           "the key 'JP-COLD-95' appears twice"),
+                           'the key "JP-COLD-95" appears twice'),
     # YAML must refuse what JSON refuses: here the looser threshold, written last, would win.
     "rule_twice_in_yaml": ("book.yaml", "name: own\nversion: '1'\nextends: jp-fsa\nrules:\n"
                            "  JP-COLD-95: {min_cold_share: '0.97'}\n"
                            "  JP-COLD-95: {min_cold_share: '0.5'}\n", ":",
-                           "'JP-COLD-95' appears twice"),
+                           '"JP-COLD-95" appears twice'),
     "malformed_yaml": ("book.yaml", "name: own\nversion: '1'\nrules:\n  JP-COLD-95: [0.9\n",
                        ":", "malformed YAML"),  # at the line the parser noticed
 }
@@ -133,7 +135,7 @@ def test_bad_rulebook_file_is_exit_2_naming_the_field_and_stores_no_run(
 
 def test_unknown_rulebook_name_is_exit_2_and_stores_no_run(ledger: Engine) -> None:
     refused = _reconcile(ledger, "--rulebook", "jp-fsa-2031")
-    _assert_refused(refused, "--rulebook: ", "no rulebook 'jp-fsa-2031'")
+    _assert_refused(refused, "--rulebook: ", 'no rulebook "jp-fsa-2031"')
     assert "jp-fsa, hk-sfc" in refused.stderr
     assert _runs(ledger) == 0
 
@@ -145,11 +147,11 @@ def test_reports_refuse_a_bad_rulebook_and_a_bad_price_file(
     book = _write(tmp_path / "book.json", _book({"JP-COLD-95": {"min_cold_share": "1.5"}}))
     refused = cli("--db", _url(ledger), "report", command, "--as-of", AS_OF,
                   "--rulebook", str(book), "--format", "json")
-    _assert_refused(refused, f"{book}: rules.JP-COLD-95.min_cold_share: ", "less than or equal")
+    _assert_refused(refused, f"{book}:7: rules.JP-COLD-95.min_cold_share: ", "must be at most 1")
     prices = _write(tmp_path / "prices.json", {**PRICES, "prices": {"BTC": "0"}})
     refused = cli("--db", _url(ledger), "report", command, "--as-of", AS_OF,
                   "--prices", str(prices), "--format", "json")
-    _assert_refused(refused, f"{prices}: prices.BTC: ", "greater than zero")
+    _assert_refused(refused, f"{prices}:5: prices.BTC: ", "greater than zero")
 
 
 def test_a_rulebook_file_extending_jp_fsa_is_used_and_stored_with_the_run(
@@ -196,12 +198,12 @@ BAD_PRICES: dict[str, tuple[Any, str, str]] = {
     "negative_price": ({**PRICES, "prices": {"BTC": "-1"}}, "prices.BTC",
                        "not a plain decimal number"),
     "unknown_asset": ({**PRICES, "prices": {"BTC": "15000000", "DOGE": "30"}}, "prices.DOGE",
-                      "'DOGE' is not an asset of the ledger"),
+                      "DOGE is not an asset of the ledger"),
     "float_price": ({**PRICES, "prices": {"BTC": 15000000.5}}, "prices.BTC",
                     "decimal number as text"),
     "unknown_quote": ({**PRICES, "quote": "USD"}, "quote", "not an asset of the ledger"),
     "missing_as_of": ({"quote": "JPY", "prices": {"BTC": "15000000"}}, "as_of",
-                      "Field required"),
+                      "missing: this field is required"),
     "malformed_json": ('{"quote": "JPY", "prices": {"BTC": "1"', "", "malformed JSON"),
 }
 
@@ -214,7 +216,11 @@ def test_bad_price_file_is_exit_2_naming_the_field_and_stores_no_run(
     path = _write(tmp_path / "prices.json", content)
     before = snapshot(ledger)
     refused = _reconcile(ledger, "--prices", str(path))
-    _assert_refused(refused, f"{path}: {field}: " if field else f"{path}: ", reason)
+    # Errors found while reading the file name its line; those found against the ledger
+    # afterwards (an asset it does not know or holds without a price) name the field only.
+    line = {"float_price": ":5", "missing_as_of": ":1", "negative_price": ":5",
+            "zero_price": ":5"}.get(case, "")
+    _assert_refused(refused, f"{path}{line}: {field}: " if field else f"{path}: ", reason)
     assert _runs(ledger) == 0
     assert snapshot(ledger) == before
 
@@ -259,9 +265,9 @@ BAD_REGISTERS: dict[str, tuple[dict[str, Any], str, str]] = {
     "unknown_currency": (_policy(currency="USD"), "policies[1].currency",
                          "unknown currency 'USD'"),
     "same_policy_twice": (_policy(policy_id="P-0", insurer="Other"), "policies[1].policy_id",
-                          "policy 'P-0' appears twice"),
+                          'policy "P-0" appears twice'),
     "no_utc_offset": (_policy(period_end="2026-04-01T00:00:00"), "policies[1].period_end",
-                      "timezone"),
+                      "has no UTC offset"),
 }
 
 
@@ -273,7 +279,12 @@ def test_bad_insurance_register_is_exit_2_naming_the_field_and_stores_no_policy(
     path = _write(tmp_path / "register.json", {"policies": [_policy(policy_id="P-0"), bad]})
     before = snapshot(ledger)
     refused = cli("--db", _url(ledger), "insurance", "load", str(path))
-    _assert_refused(refused, f"{path}: {field}: ", reason)
+    # The line of the field in the second policy, for errors found while reading the file;
+    # those found against the ledger (currency, limit) name the field only.
+    line = {"empty_period": ":19", "inverted_period": ":19", "no_utc_offset": ":19",
+            "float_share": ":17", "share_above_one": ":17", "zero_share": ":17",
+            "same_policy_twice": ":13"}.get(case, "")
+    _assert_refused(refused, f"{path}{line}: {field}: ", reason)
     assert _policy_ids(ledger) == []
     assert snapshot(ledger) == before
 
@@ -319,20 +330,20 @@ def test_a_limit_written_with_trailing_zeros_is_the_same_policy(
     assert _policy_ids(ledger) == ["P-1"]
 
 
-def test_loading_the_same_register_twice_changes_nothing(db_url: str, tmp_path: Path) -> None:
+def test_loading_the_same_register_twice_changes_nothing(migrated_db_url: str, tmp_path: Path) -> None:
     chart = _write(tmp_path / "chart.json", CHART)
-    assert cli("--db", db_url, "init", "--chart", str(chart)).returncode == 0
+    assert cli("--db", migrated_db_url, "init", "--chart", str(chart)).returncode == 0
     path = _write(tmp_path / "register.json", {"policies": [POLICY]})
-    first = cli("--db", db_url, "insurance", "load", str(path))
+    first = cli("--db", migrated_db_url, "insurance", "load", str(path))
     assert first.returncode == 0, first.stderr
     assert first.stdout.strip() == "insurance register: 1 policies added, 0 unchanged"
     # The same terms written differently (another offset, trailing zero) are the same policy.
     same = _write(tmp_path / "same.json", {"policies": [_policy(
         covered_share="0.80", period_start="2025-03-31T15:00:00+00:00")]})
     for again in (path, same):
-        second = cli("--db", db_url, "insurance", "load", str(again))
+        second = cli("--db", migrated_db_url, "insurance", "load", str(again))
         assert second.returncode == 0, second.stderr
         assert second.stdout.strip() == "insurance register: 0 policies added, 1 unchanged"
-    listed = json.loads(cli("--db", db_url, "insurance", "list", "--format", "json").stdout)
+    listed = json.loads(cli("--db", migrated_db_url, "insurance", "list", "--format", "json").stdout)
     assert [(p["policy_id"], p["insurer"], p["currency"], p["limit"]) for p in listed] == [
         ("P-1", "Tokio Marine", "JPY", "1000000000")]

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, bindparam, func, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -20,9 +20,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from ledger.batch import PostedEntry, PreparedBatch, prepare_batch, referenced_accounts
 from ledger.book import Book
 from ledger.entries import Draft
-from ledger.errors import InputError
+from ledger.errors import ErrorLog, InputError
 from ledger.incidents import IncidentKind, KnownIncident
-from ledger.model import Line, implicit_customer_account
+from ledger.model import Asset, Line, implicit_customer_account
+from ledger.money import format_amount
 from ledger.storage.engine import for_writing
 from ledger.storage.rows import (
     chunks,
@@ -62,6 +63,15 @@ class PostResult:
 
 
 @dataclass(frozen=True)
+class CheckResult:
+    """What `post --check` found: every error up to the log's limit, in line order."""
+
+    entries_checked: int
+    errors: list[InputError]
+    stopped: bool  # the log filled up: the entries after the last error were not checked
+
+
+@dataclass(frozen=True)
 class _Locked:
     balance_rows: dict[int, Any]
     coverage: dict[str, int]
@@ -77,19 +87,81 @@ def post_batch(
     progress: Progress | None = None,
 ) -> PostResult:
     """Post all drafts or none. `use_copy` picks PostgreSQL's COPY path (default: on PG)."""
+    copy = _use_copy(engine, use_copy)
+
+    def attempt() -> PostResult:
+        with for_writing(engine).begin() as connection:
+            return _post(connection, drafts, source, sha256, copy, progress, None)[0]
+
+    return _retrying(attempt, source)
+
+
+def check_batch(
+    engine: Engine,
+    drafts: Sequence[Draft],
+    *,
+    source: str,
+    parse_errors: Sequence[InputError],
+    limit: int,
+    use_copy: bool | None = None,
+    progress: Progress | None = None,
+) -> CheckResult:
+    """Everything `post_batch` checks, down to the database's own constraints, in a
+    transaction that is always rolled back: nothing is written. An invalid entry is left out
+    and the check goes on, until `limit` errors; `parse_errors` are the lines that did not
+    even parse (read with a log of the same limit)."""
+    copy = _use_copy(engine, use_copy)
+
+    def attempt() -> CheckResult:
+        log = ErrorLog(limit)
+        with for_writing(engine).connect() as connection:
+            transaction = connection.begin()
+            try:
+                _, batch = _post(connection, drafts, source, "0" * 64, copy, progress, log)
+            finally:
+                transaction.rollback()
+        return _check_result(drafts, parse_errors, log, batch)
+
+    return _retrying(attempt, source)
+
+
+def _check_result(drafts: Sequence[Draft], parse_errors: Sequence[InputError], log: ErrorLog,
+                  batch: PreparedBatch) -> CheckResult:
+    # Errors without a line (the database refusing the batch) after those with one.
+    found = sorted([*parse_errors, *log.errors],
+                   key=lambda error: (error.line is None, error.line or 0))
+    stopped = batch.stopped or len(parse_errors) >= log.limit or len(found) > log.limit
+    if not stopped:
+        return CheckResult(len(drafts) + len(parse_errors), found, False)
+    # Reading and checking each stop at `limit` errors, so the first `limit` errors by line
+    # are exactly the file's first errors; the entries up to the last of them were checked.
+    listed = found[:log.limit]
+    last = max((error.line or 0 for error in listed), default=0)
+    checked = (sum(1 for draft in drafts if draft.line_no <= last)
+               + sum(1 for error in parse_errors if (error.line or 0) <= last))
+    return CheckResult(checked, listed, True)
+
+
+def _use_copy(engine: Engine, use_copy: bool | None) -> bool:
     copy = engine.dialect.name == "postgresql" if use_copy is None else use_copy
     if copy and engine.dialect.name != "postgresql":
-        raise InputError("the COPY path needs PostgreSQL")
-    for attempt in range(1, MAX_ATTEMPTS + 1):
+        raise InputError("the COPY path needs PostgreSQL", field="--copy")
+    return copy
+
+
+T = TypeVar("T")
+
+
+def _retrying(attempt: Callable[[], T], source: str) -> T:
+    for number in range(1, MAX_ATTEMPTS + 1):
         try:
-            with for_writing(engine).begin() as connection:
-                return _post(connection, drafts, source, sha256, copy, progress)
+            return attempt()
         except InputError as error:
             raise error.located(source=source) from None
         except DBAPIError as error:
-            if attempt < MAX_ATTEMPTS and _retryable(error):
+            if number < MAX_ATTEMPTS and _retryable(error):
                 # Jittered backoff so two colliding batches do not collide again in step.
-                time.sleep(random.uniform(0.01, 0.05) * 2**attempt)
+                time.sleep(random.uniform(0.01, 0.05) * 2**number)
                 continue
             if isinstance(error, IntegrityError):
                 message = str(error.orig).strip().splitlines()[0]
@@ -113,7 +185,11 @@ def _post(
     sha256: str,
     copy: bool,
     progress: Progress | None,
-) -> PostResult:
+    errors: ErrorLog | None,
+) -> tuple[PostResult, PreparedBatch]:
+    """Load, lock, check and write one batch in the caller's transaction. With `errors`
+    (a check), invalid entries are logged and left out, and the valid ones still written, so
+    that the checks made in SQL after writing see them too: the caller rolls back."""
     now = utcnow()
     posted, posted_ids = _load_posted(connection, drafts)
     codes = referenced_accounts(drafts) | {
@@ -143,14 +219,18 @@ def _post(
     )
     if progress:
         progress("check", 0, len(drafts))
-    batch = prepare_batch(drafts, book, posted, source)
+    batch = prepare_batch(drafts, book, posted, source, errors)
     if progress:
         progress("check", len(drafts), len(drafts))
     if not batch.entries:
-        return PostResult(0, 0, batch.skipped, None)
+        return PostResult(0, 0, batch.skipped, None), batch
     batch_id = _write(connection, batch, posted_ids, locked, known, source, sha256, now, copy,
                       progress)
-    return PostResult(len(batch.entries), batch.posting_count, batch.skipped, batch_id)
+    for problem in _check_history(connection, batch, locked, known, assets):
+        if errors is None:
+            raise problem
+        errors.add(problem.located(source=source))
+    return PostResult(len(batch.entries), batch.posting_count, batch.skipped, batch_id), batch
 
 
 def _load_posted(
@@ -268,7 +348,6 @@ def _write(
             if progress:
                 progress("write postings", len(part), len(posting_rows))
     _update_balances(connection, batch, locked, known, posting_rows)
-    _check_history(connection, batch, locked, known)
     _update_coverage_and_breaches(connection, batch, locked, entry_ids)
     _write_incidents(connection, batch, entry_ids)
     return int(batch_id)
@@ -382,8 +461,8 @@ def _update_coverage_and_breaches(
 
 def _check_history(
     connection: Connection, batch: PreparedBatch, locked: _Locked,
-    known: dict[str, tuple[int, Any]],
-) -> None:
+    known: dict[str, tuple[int, Any]], assets: Mapping[str, Asset],
+) -> list[InputError]:
     """Invariant 4 at every business time, not only now.
 
     The book checks entries in file order, which is time order only if the file is; an entry
@@ -409,7 +488,7 @@ def _check_history(
                     first_line.setdefault(code, prepared.line_no)
                 latest[code] = max(latest.get(code, at), at)
     if not since:
-        return
+        return []
     ids = {known[code][0]: code for code in since}
     start = min(since.values())
     running = (select(postings.c.account_id, func.sum(postings.c.amount_minor).over(
@@ -425,6 +504,7 @@ def _check_history(
         select(postings.c.account_id, func.sum(postings.c.amount_minor))
         .where(postings.c.account_id.in_(list(ids)), postings.c.effective_at >= start)
         .group_by(postings.c.account_id)).all())
+    problems = []
     for row in rows:
         code = ids[row.account_id]
         account = known[code][1]
@@ -433,8 +513,11 @@ def _check_history(
         raw_before = raw_now - int(totals[row.account_id])
         worst = raw_before + int(row.low if account.normal_sign > 0 else row.high)
         if account.normal_sign * worst < 0:
-            raise InputError(
+            problems.append(InputError(
                 f"{code} would have been below zero at an earlier time: this entry is dated "
                 f"before postings the account already has, and the balance in between falls "
-                f"to {account.normal_sign * worst} minor units",
-                line=first_line[code], field="effective_at")
+                f"to {format_amount(account.normal_sign * worst, assets[account.asset].scale)} "
+                f"{account.asset}",
+                line=first_line[code], field="effective_at"))
+    # The first line first: a post reports it, a check lists them in file order.
+    return sorted(problems, key=lambda problem: problem.line or 0)

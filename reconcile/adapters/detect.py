@@ -25,9 +25,9 @@ FORMATS: list[tuple[str, Callable[[bytes], bool], Parser]] = [
 
 def recognise(evidence: EvidenceFile) -> str:
     for name, looks_like, _ in FORMATS:
-        if looks_like(evidence.content):
+        if looks_like(evidence.body):
             return name
-    if evidence.content.lstrip()[:1] == b"<":
+    if evidence.body.lstrip()[:1] == b"<":
         raise InputError("XML that is not a camt.053 statement or camt.052 report",
                          source=evidence.name)
     raise InputError("not a recognised evidence format (camt.053, camt.052, MT940, BAI2, "
@@ -38,8 +38,8 @@ def parse_evidence(evidence: EvidenceFile) -> list[Observation]:
     if len(evidence.content) > MAX_EVIDENCE_BYTES:
         raise InputError(f"larger than the {MAX_EVIDENCE_BYTES // 1_000_000} MB limit for one "
                          "evidence file", source=evidence.name)
-    if not evidence.content.strip():
+    if not evidence.body.strip():
         raise InputError("empty evidence file", source=evidence.name)
     name = recognise(evidence)
     parser = next(parse for fmt, _, parse in FORMATS if fmt == name)
-    return parser(evidence.content, evidence.name)
+    return parser(evidence.body, evidence.name)

@@ -1,29 +1,33 @@
 """Custodian or manual snapshots (CONTRACT.md): JSON {"observations": [...]} or CSV with the
-columns account,as_of,amount,source."""
+columns account,as_of,amount,source, read by its header (in any order)."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
+import re
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from ledger.entries import field_path
-from ledger.errors import InputError
+from ledger.errors import InputError, shown
+from ledger.files import text_of, without_bom
+from ledger.json_input import field_path, from_pydantic, iso_text, loads_strict, locate
 from reconcile.evidence import Observation
 
 CSV_COLUMNS = ["account", "as_of", "amount", "source"]
 MAX_OBSERVATIONS = 1_000_000
+# A header cell: a plain column name (any case), so a statement's first line is never one.
+_HEADER_CELL = re.compile(r"[A-Za-z_][A-Za-z0-9_ ]{0,39}", re.ASCII)
 
 
 class _ObservationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     account: Annotated[str, Field(min_length=1, max_length=200)]
-    as_of: AwareDatetime
+    as_of: Annotated[AwareDatetime, BeforeValidator(iso_text)]
     amount: Annotated[str, Field(min_length=1, max_length=100)]
     source: Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -35,60 +39,97 @@ class _FileIn(BaseModel):
 
 
 def looks_like_json(content: bytes) -> bool:
-    return content.lstrip()[:1] == b"{" and b'"observations"' in content[:100_000]
+    body = without_bom(content)
+    return body.lstrip()[:1] == b"{" and b'"observations"' in body[:100_000]
 
 
 def looks_like_csv(content: bytes) -> bool:
-    first = content.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0].strip().decode("utf-8", "replace")
-    return [c.strip() for c in first.split(",")] == CSV_COLUMNS
+    """A header naming at least two of the columns, in any order: a header with a wrong or a
+    missing column is still recognised, so that parse_csv can say which column is wrong."""
+    first = without_bom(content).split(b"\n", 1)[0].strip().decode("utf-8", "replace")
+    cells = [cell.strip() for cell in first.split(",")]
+    return (all(_HEADER_CELL.fullmatch(cell) for cell in cells)
+            and len({cell.lower() for cell in cells} & set(CSV_COLUMNS)) >= 2)
 
 
 def parse_json(content: bytes, source: str) -> list[Observation]:
+    text = text_of(content, source)
     try:
-        raw = json.loads(content)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"malformed JSON: {error}", source=source) from None
-    try:
-        items = _FileIn.model_validate(raw).observations
-    except ValidationError as error:
-        first = error.errors()[0]
-        raise InputError(first["msg"], source=source, field=field_path(first["loc"])) from None
-    return [_observation(item, source, f"observations[{n}]", None) for n, item in enumerate(items)]
+        raw = loads_strict(text)
+        try:
+            items = _FileIn.model_validate(raw).observations
+        except ValidationError as error:
+            raise from_pydantic(error, _FileIn) from None
+        return [_observation(item, source, f"observations[{n}]", None)
+                for n, item in enumerate(items)]
+    except InputError as error:
+        raise locate(error, text).located(source=source) from None
 
 
 def parse_csv(content: bytes, source: str) -> list[Observation]:
+    """CSV read by its header: the columns account, as_of, amount, source in any order."""
+    reader = csv.reader(io.StringIO(text_of(content, source), newline=""))
     try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise InputError(f"not UTF-8 text (byte {error.start})", source=source) from None
-    reader = csv.DictReader(io.StringIO(text))
-    observations = []
-    for row in reader:
-        line = reader.line_num
-        if None in row or any(value is None for value in row.values()):
-            raise InputError("wrong number of columns", source=source, line=line)
-        observations.append(_observation(row, source, "", line))
-        if len(observations) > MAX_OBSERVATIONS:
-            raise InputError(f"more than {MAX_OBSERVATIONS} rows", source=source, line=line)
+        header = next(reader, None)
+        if header is None:
+            raise InputError("empty file: the first line names the columns "
+                             f"{', '.join(CSV_COLUMNS)}", source=source)
+        columns = _columns(header, source)
+        observations = []
+        for row in reader:
+            line = reader.line_num
+            if not row:
+                continue  # a blank line
+            if len(row) != len(columns):
+                raise InputError(f"this row has {len(row)} values, the header names "
+                                 f"{len(columns)} columns", source=source, line=line)
+            observations.append(_observation(dict(zip(columns, row, strict=True)), source, "",
+                                             line))
+            if len(observations) > MAX_OBSERVATIONS:
+                raise InputError(f"more than {MAX_OBSERVATIONS} rows", source=source, line=line)
+    except csv.Error as error:
+        problem = ("a value is longer than the CSV reader's limit" if "larger" in str(error)
+                   else "a quoted value is not closed, or a line break is inside a value")
+        raise InputError(f"malformed CSV: {problem}", source=source,
+                         line=reader.line_num) from None
     if not observations:
         raise InputError("no observations in the file", source=source)
     return observations
+
+
+def _columns(header: Sequence[str], source: str) -> list[str]:
+    names = [cell.strip().lower() for cell in header]
+    expected = f"the columns are {', '.join(CSV_COLUMNS)}, in any order"
+    for name in names:
+        if names.count(name) > 1:
+            raise InputError(f"column {name} appears twice in the header", source=source, line=1)
+    unknown = [name for name in names if name not in CSV_COLUMNS]
+    if unknown:
+        raise InputError(f"unknown column{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(shown(name) for name in unknown)}: {expected}",
+                         source=source, line=1)
+    missing = [name for name in CSV_COLUMNS if name not in names]
+    if missing:
+        raise InputError(f"missing column{'s' if len(missing) > 1 else ''} "
+                         f"{', '.join(missing)}: {expected}", source=source, line=1)
+    return names
 
 
 def _observation(item: Any, source: str, where: str, line: int | None) -> Observation:
     try:
         parsed = _ObservationIn.model_validate(item)
     except ValidationError as error:
-        first = error.errors()[0]
-        path = field_path([*([where] if where else []), *first["loc"]])
-        raise InputError(first["msg"], source=source, line=line, field=path) from None
+        problem = from_pydantic(error, _ObservationIn)
+        path = field_path([part for part in (where, problem.field) if part])
+        raise InputError(problem.reason, source=source, line=line, field=path or None) from None
     try:
         amount = Decimal(parsed.amount.strip())
     except InvalidOperation:
         amount = Decimal("NaN")
     if not amount.is_finite():
-        raise InputError(f"amount {parsed.amount!r} is not a decimal number", source=source,
-                         line=line, field=f"{where}.amount" if where else "amount")
+        raise InputError(f"amount {shown(parsed.amount, 40)} is not a decimal number such as "
+                         "\"12.5\"", source=source, line=line,
+                         field=f"{where}.amount" if where else "amount")
     return Observation(
         source=source, kind="observation", account={"account": parsed.account}, currency="",
         amount=amount, as_of=parsed.as_of, facts={"reported_by": parsed.source})

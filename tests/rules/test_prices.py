@@ -48,7 +48,8 @@ def test_a_negative_price_is_refused() -> None:
 def test_a_float_price_is_refused() -> None:
     error = refused(price_file({"BTC": 10000000.5}))
     assert error.field == "prices.BTC"
-    assert error.reason == 'must be a decimal number as text, such as "0.95", not float'
+    assert error.reason == ('must be a decimal number as text, such as "0.95", not the number '
+                            '10000000.5 (write it in quotes)')
 
 
 def test_an_exponent_is_refused() -> None:
@@ -57,7 +58,8 @@ def test_an_exponent_is_refused() -> None:
 
 def test_a_lower_case_asset_code_is_refused() -> None:
     error = refused(price_file({"btc": "1"}))
-    assert (error.field, error.reason) == ("prices.btc", "'btc' is not an asset code")
+    assert (error.field, error.reason) == (
+        "prices.btc", '"btc" is not an asset code (1 to 20 capital letters, digits and . _ -)')
 
 
 def test_a_time_without_offset_is_refused() -> None:
@@ -73,7 +75,7 @@ def test_malformed_json_is_refused_with_the_file_named() -> None:
 
 def test_a_price_given_twice_is_refused() -> None:
     error = refused(b'{"as_of": "2026-04-01T00:00:00+09:00", "prices": {"BTC": "1", "BTC": "2"}}')
-    assert error.reason == "the key 'BTC' appears twice in one object"
+    assert error.reason == 'the key "BTC" appears twice in one object'
 
 
 def test_the_table_must_price_every_asset_the_ledger_holds() -> None:
@@ -90,7 +92,7 @@ def test_a_price_for_an_asset_the_ledger_does_not_know_is_refused() -> None:
     with pytest.raises(InputError) as raised:
         check_covers(table, {"BTC"}, LEDGER_ASSETS, "prices.json")
     assert (raised.value.field, raised.value.reason) == (
-        "prices.DOGE", "'DOGE' is not an asset of the ledger")
+        "prices.DOGE", "DOGE is not an asset of the ledger")
 
 
 def test_a_quote_currency_the_ledger_does_not_know_is_refused() -> None:

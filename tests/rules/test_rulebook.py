@@ -93,7 +93,7 @@ def test_a_rulebook_round_trips_through_its_stored_json() -> None:
 def test_an_unknown_rule_is_refused() -> None:
     error = refused(book({"JP-COLD-99": {"min_cold_share": "0.95"}}))
     assert error.field == "rules.JP-COLD-99"
-    assert error.reason.startswith("unknown rule 'JP-COLD-99'")
+    assert error.reason.startswith('unknown rule "JP-COLD-99"')
 
 
 def test_a_share_above_one_is_refused() -> None:
@@ -108,13 +108,15 @@ def test_a_negative_share_is_refused() -> None:
 
 def test_a_missing_parameter_without_extends_is_refused() -> None:
     error = refused(book({"JP-COLD-95": {}}, extends=None))
-    assert (error.field, error.reason) == ("rules.JP-COLD-95.min_cold_share", "Field required")
+    assert (error.field, error.reason) == ("rules.JP-COLD-95.min_cold_share",
+                                           "missing: this field is required")
 
 
 def test_a_float_instead_of_a_decimal_string_is_refused() -> None:
     error = refused(book({"JP-COLD-95": {"min_cold_share": 0.95}}))
     assert error.field == "rules.JP-COLD-95.min_cold_share"
-    assert error.reason == 'must be a decimal number as text, such as "0.95", not float'
+    assert error.reason == ('must be a decimal number as text, such as "0.95", not the number '
+                            '0.95 (write it in quotes)')
 
 
 def test_a_yaml_float_is_refused_as_well() -> None:
@@ -137,7 +139,7 @@ def test_an_unknown_parameter_is_refused() -> None:
 def test_an_unknown_preset_is_refused() -> None:
     error = refused(book({}, extends="eu-mica"))
     assert error.field == "extends"
-    assert error.reason == "unknown preset 'eu-mica' (known: jp-fsa, hk-sfc)"
+    assert error.reason == 'unknown preset "eu-mica" (known: jp-fsa, hk-sfc)'
 
 
 def test_a_rulebook_with_no_rule_left_is_refused() -> None:

@@ -1,0 +1,131 @@
+"""The one reader of user files: charts, entries, prices, rulebooks, registers, chain configs,
+evidence. One size limit, UTF-8 with or without a byte-order mark, and errors a user can act on.
+
+A file's bytes are kept as read (a run stores its evidence and that file's SHA-256 exactly as
+given); the byte-order mark is dropped only where the bytes become text, by `text_of`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from ledger.errors import InputError
+
+# One limit for every file read whole. Entry files are streamed instead: their limits are per
+# line and per batch (ledger.entries), since a day's batch may be far larger than this.
+MAX_FILE_BYTES = 50_000_000
+BOM = codecs.BOM_UTF8
+STDIN = "-"
+
+
+def source_name(path: str) -> str:
+    """How errors name a file: its path as given, or <stdin>."""
+    return "<stdin>" if path == STDIN else path
+
+
+def read_file(path: str) -> bytes:
+    """The bytes of a user file ('-' reads stdin), refused beyond MAX_FILE_BYTES."""
+    source = source_name(path)
+    try:
+        if path == STDIN:
+            content = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+        else:
+            with open(path, "rb") as stream:
+                # One byte over the limit is enough to know; a huge file is never read whole.
+                content = stream.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise unreadable(error, source) from None
+    check_size(content, source)
+    return content
+
+
+def read_text(path: str) -> str:
+    """A user file as text: see `read_file` and `text_of`."""
+    return text_of(read_file(path), source_name(path))
+
+
+def check_size(content: bytes, source: str) -> None:
+    if len(content) > MAX_FILE_BYTES:
+        raise InputError(f"the file is larger than the {MAX_FILE_BYTES // 1_000_000} MB limit "
+                         "for one file", source=source)
+
+
+def without_bom(content: bytes) -> bytes:
+    """The bytes without a leading UTF-8 byte-order mark (some Windows tools write one)."""
+    return content[len(BOM):] if content.startswith(BOM) else content
+
+
+def text_of(content: bytes, source: str) -> str:
+    """UTF-8 text of a file's bytes, a leading byte-order mark dropped; within the limit."""
+    check_size(content, source)
+    body = without_bom(content)
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = body[:error.start].count(b"\n") + 1
+        column = error.start - (body.rfind(b"\n", 0, error.start) + 1) + 1
+        raise InputError(f"not UTF-8 text (byte {column} of the line); save the file as UTF-8",
+                         source=source, line=line) from None
+
+
+def unreadable(error: OSError, source: str) -> InputError:
+    """An OSError as a user reads it: what is wrong with the path, not errno's name."""
+    if isinstance(error, FileNotFoundError):
+        return InputError("cannot read: no such file", source=source)
+    if isinstance(error, IsADirectoryError):
+        return InputError("cannot read: a directory, not a file", source=source)
+    if isinstance(error, PermissionError):
+        return InputError("cannot read: permission denied", source=source)
+    return InputError(f"cannot read: {error.strerror or 'input/output error'}", source=source)
+
+
+class EntryLines:
+    """The lines of an entry file ('-' for stdin) as bytes, streamed; the byte-order mark of
+    the first line dropped; the SHA-256 of the bytes as read (what the batch records)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.source = source_name(path)
+        self.digest = hashlib.sha256()
+        self.bytes_read = 0
+        try:
+            if path == STDIN:
+                self.stream: BinaryIO = sys.stdin.buffer
+                self.total_bytes = 0
+            else:
+                if Path(path).is_dir():
+                    raise IsADirectoryError(21, "Is a directory", path)
+                self.stream = open(path, "rb")  # noqa: SIM115 - closed by close()
+                self.total_bytes = Path(path).stat().st_size
+        except OSError as error:
+            raise unreadable(error, self.source) from None
+
+    def __iter__(self) -> Iterator[bytes]:
+        first = True
+        try:
+            for line in self.stream:
+                self.digest.update(line)
+                self.bytes_read += len(line)
+                yield without_bom(line) if first else line
+                first = False
+        except OSError as error:
+            raise unreadable(error, self.source) from None
+
+    @property
+    def sha256(self) -> str:
+        return self.digest.hexdigest()
+
+    def close(self) -> None:
+        if self.path != STDIN:
+            self.stream.close()
+
+    def __enter__(self) -> EntryLines:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
