@@ -24,6 +24,7 @@ from ledger.storage.engine import make_engine
 from ledger.storage.meta import mark_as_demo, refuse_unless_demo
 from ledger.storage.reading import balances_at, coverage_at
 from ledger.storage.reserve_store import load_register
+from segledger.output import console as output_console
 
 # ETH is kept in gwei (scale 9), not wei: on SQLite an amount is a 64-bit integer, which holds
 # only 9.22 ETH in wei. Reconciliation reports the sub-gwei remainder on chain as dust.
@@ -313,8 +314,7 @@ def demo_url(directory: Path = DEMO_DIRECTORY) -> str:
 def run_demo(url: str | None, directory: Path = DEMO_DIRECTORY) -> None:
     """Build the demo on `url` (else its own file): only into an empty database or an earlier
     demo's; anything else is refused before a byte is written."""
-    # Not on a terminal rich assumes 80 columns; the tables read better a little wider.
-    console = Console() if Console().is_terminal else Console(width=110)
+    console = output_console()
     own = url is None
     if own:
         directory.mkdir(parents=True, exist_ok=True)
@@ -350,7 +350,7 @@ def run_demo(url: str | None, directory: Path = DEMO_DIRECTORY) -> None:
         "typing --db):\n"
         f"  segledger {db}balances --prefix customer:c-001\n"
         "      one customer's positions\n"
-        f"  segledger {db}balances --as-of {DAY}T12:00:00+09:00 --tz Asia/Tokyo\n"
+        f"  segledger {db}--tz Asia/Tokyo balances --as-of {DAY}T12:00:00+09:00\n"
         "      the ledger at noon that day, times in Japan's zone\n"
         f"  segledger {db}coverage --format json\n"
         "      coverage per asset, for scripts\n"
@@ -363,7 +363,7 @@ def run_demo(url: str | None, directory: Path = DEMO_DIRECTORY) -> None:
         f"  segledger {db}report segregation --as-of {AS_OF} --prices {directory}/prices.json\n"
         "      the auditor's daily statement\n"
         f"  segledger {db}report reserve --as-of {AS_OF} --prices {directory}/prices.json\n"
-        "      the liability reserve, the theft and its draw")
+        "      the liability reserve, the theft and its draw", soft_wrap=True)
 
 
 def _print_tables(console: Console, connection: Any) -> None:
