@@ -132,13 +132,23 @@ class Account:
         return self.role in NON_NEGATIVE_ROLES
 
     @property
+    def is_customer_liability(self) -> bool:
+        """What the exchange owes its customers: the one definition every layer uses (coverage,
+        the firewall, reconciliation, reports, `verify`). By role and pool, never by the
+        account's name: `owed:c-9:JPY` declared as a customer_liability counts, and so does a
+        suspense account of the customer pool whatever it is called."""
+        return self.pool is Pool.CUSTOMER and self.role in CUSTOMER_LIABILITY_ROLES
+
+    @property
+    def is_customer_custody(self) -> bool:
+        return self.pool is Pool.CUSTOMER and self.role is Role.CUSTODY
+
+    @property
     def coverage_sign(self) -> int:
         """How this account's normal-side balance counts in its asset's customer coverage."""
-        if self.pool is not Pool.CUSTOMER:
-            return 0
-        if self.role is Role.CUSTODY:
+        if self.is_customer_custody:
             return 1
-        if self.role in CUSTOMER_LIABILITY_ROLES:
+        if self.is_customer_liability:
             return -1
         return 0
 

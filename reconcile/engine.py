@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from ledger.errors import InputError
 from ledger.model import Account, Location
@@ -16,6 +17,77 @@ from reconcile.matching import DEFAULT_WINDOW_DAYS, Item, MatchResult, match
 
 BANK_KINDS = frozenset({"camt053", "mt940", "bai2"})
 CHAIN_KINDS = frozenset({"bitcoin", "ethereum"})
+
+# Which version of the evidence readers (the adapters of reconcile/adapters and the stored
+# chain answers) a run's evidence was read with; stored in every run's result. Bump it when an
+# adapter reads a file differently (a stricter check, a fact it now records, a fixed amount),
+# so that a rerun of an older run can say that its differences may come from the readers.
+# Version 2: the readers as rewritten for issue 9 (camt, MT940 and BAI2 read more strictly);
+# runs stored before have no version.
+EVIDENCE_READER_VERSION = "2"
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How old evidence may be, relative to the run's as-of, and still be compared.
+
+    Calendar dates are the rulebook's `zone`: the as-of instant is converted to that zone and
+    its date is the run's business date; a statement's closing date (a date in the bank's own
+    zone, which is taken to be the same) and a snapshot's time (converted to the zone) give the
+    evidence's date. A business day is a weekday: Saturdays and Sundays are skipped, public
+    holidays are not known (a statement closed before a holiday may show as one day older than
+    it is: raise the tolerance over holidays). A chain answer is compared by its block time
+    against the as-of instant, in seconds: no calendar there.
+    """
+
+    zone: str
+    statement_max_age_business_days: int
+    snapshot_max_age_business_days: int
+    chain_max_age_s: int
+
+
+@dataclass(frozen=True)
+class ComparePolicy:
+    """The rulebook's parameters of a comparison (plain values: the engine knows no rulebook)."""
+
+    window_days: int = DEFAULT_WINDOW_DAYS
+    # Per asset, in asset units: how far apart two amounts may be and still match (statement
+    # lines and chain transfers against postings only; a balance difference is always a break).
+    amount_tolerance: Mapping[str, Decimal] = field(default_factory=dict)
+    freshness: Freshness | None = None  # None: evidence of any age is compared (stored runs
+    # made before stale evidence was a break)
+
+
+def business_days_after(earlier: date, later: date) -> int:
+    """How many weekdays d have earlier < d ≤ later (0 when later is not after earlier)."""
+    if later <= earlier:
+        return 0
+    weeks, rest = divmod((later - earlier).days, 7)
+    count = weeks * 5
+    for offset in range(1, rest + 1):
+        if (earlier + timedelta(days=weeks * 7 + offset)).weekday() < 5:
+            count += 1
+    return count
+
+
+def business_days_before(day: date, count: int) -> date:
+    """The date `count` weekdays before `day` (Monday's one business day back is Friday)."""
+    assert count >= 0
+    while count:
+        day -= timedelta(days=1)
+        if day.weekday() < 5:
+            count -= 1
+    return day
+
+
+def business_window_start(as_of: datetime, business_days: int, zone: str) -> datetime:
+    """The as-of's time of day, `business_days` business days earlier in `zone`: the start
+    (excluded) of a window that looks back over the previous business day(s)."""
+    local = as_of.astimezone(ZoneInfo(zone))
+    day = business_days_before(local.date(), business_days)
+    start = datetime.combine(day, time(local.hour, local.minute, local.second,
+                                       local.microsecond), tzinfo=ZoneInfo(zone))
+    return start.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -37,6 +109,14 @@ class LedgerFacts:
 
 
 @dataclass(frozen=True)
+class Stale:
+    """Evidence for an account that was too old to compare: why, and what it said."""
+
+    reason: str
+    external_minor: int
+
+
+@dataclass(frozen=True)
 class Comparison:
     account: str
     asset: str
@@ -51,6 +131,9 @@ class Comparison:
     evidence_as_of: str | None
     facts: Mapping[str, object] = field(default_factory=dict)
     matching: MatchResult | None = None
+    # Evidence given for the account but too old to compare: then external_minor is None and
+    # the rules see the account as one without current evidence.
+    stale: Stale | None = None
 
     @property
     def difference_minor(self) -> int | None:
@@ -61,7 +144,7 @@ class Comparison:
 class Break:
     account: str
     asset: str
-    kind: str  # shortfall | excess | missing_evidence | unknown_account | dust
+    kind: str  # shortfall | excess | missing_evidence | stale_evidence | unknown_account | dust
     difference: Decimal
     detail: str = ""
 
@@ -167,15 +250,16 @@ def _check_currency(observation: Observation, facts: CustodyFacts) -> None:
             f"{facts.account.asset}", source=observation.source)
 
 
-def compare(facts: LedgerFacts, observations: Sequence[Observation]
-            ) -> tuple[list[Comparison], list[Break]]:
+def compare(facts: LedgerFacts, observations: Sequence[Observation],
+            policy: ComparePolicy | None = None) -> tuple[list[Comparison], list[Break]]:
+    policy = policy or ComparePolicy()
     assigned, unknown = assign(observations, facts.custody)
     comparisons: list[Comparison] = []
     breaks: list[Break] = []
     for custody in sorted(facts.custody, key=lambda c: c.account.code):
         account = custody.account
         observation = assigned.get(account.code)
-        comparison = _compare_one(custody, observation)
+        comparison = _compare_one(custody, observation, facts.as_of, policy)
         comparisons.append(comparison)
         breaks.extend(_breaks_of(comparison, custody))
     for observation in unknown:
@@ -185,7 +269,8 @@ def compare(facts: LedgerFacts, observations: Sequence[Observation]
     return comparisons, breaks
 
 
-def _compare_one(custody: CustodyFacts, observation: Observation | None) -> Comparison:
+def _compare_one(custody: CustodyFacts, observation: Observation | None, as_of: datetime,
+                 policy: ComparePolicy) -> Comparison:
     account = custody.account
     base = Comparison(
         account=account.code, asset=account.asset, scale=custody.scale, pool=account.pool.value,
@@ -199,13 +284,52 @@ def _compare_one(custody: CustodyFacts, observation: Observation | None) -> Comp
         external_minor, dust = _chain_minor(observation, custody.scale)
     else:
         external_minor, dust = to_minor(observation.amount, custody.scale)
+    seen = replace(base, source=observation.source, evidence_as_of=_when(observation),
+                   facts=dict(observation.facts))
+    stale = staleness(observation, as_of, policy.freshness) if policy.freshness else None
+    if stale is not None:
+        # Kept for the break's difference, never for the rules: a stale balance compared as
+        # if current would pass or fail segregation on another day's money.
+        return replace(seen, stale=Stale(stale, external_minor))
     matching = None
     if observation.movements or custody.items:
+        tolerance_minor, _ = to_minor(policy.amount_tolerance.get(account.asset, Decimal(0)),
+                                      custody.scale)
         matching = match(_external_items(observation, custody.scale),
-                         _window(custody.items, observation))
-    return replace(base, external_minor=external_minor, dust=dust, source=observation.source,
-                   evidence_as_of=_when(observation), facts=dict(observation.facts),
-                   matching=matching)
+                         _window(custody.items, observation, policy.window_days),
+                         policy.window_days, tolerance_minor)
+    return replace(seen, external_minor=external_minor, dust=dust, matching=matching)
+
+
+def staleness(observation: Observation, as_of: datetime, freshness: Freshness) -> str | None:
+    """Why `observation` is too old for a run as of `as_of`, or None (see Freshness)."""
+    if isinstance(observation.as_of, datetime) and observation.kind in CHAIN_KINDS:
+        block_time = _aware(observation.as_of)
+        age = as_of - block_time
+        if age <= timedelta(seconds=freshness.chain_max_age_s):
+            return None
+        return (f"block time {block_time.isoformat()} is {int(age.total_seconds())} s before "
+                f"the as-of {as_of.isoformat()}; at most {freshness.chain_max_age_s} s allowed")
+    zone = ZoneInfo(freshness.zone)
+    run_day = as_of.astimezone(zone).date()
+    if isinstance(observation.as_of, datetime):
+        evidence_day = _aware(observation.as_of).astimezone(zone).date()
+        limit = freshness.snapshot_max_age_business_days
+        what = f"snapshot at {observation.as_of.isoformat()} (on {evidence_day.isoformat()})"
+    else:
+        evidence_day = observation.as_of
+        limit = freshness.statement_max_age_business_days
+        what = f"statement closing on {evidence_day.isoformat()}"
+    age_days = business_days_after(evidence_day, run_day)
+    if age_days <= limit:
+        return None
+    return (f"{what} is {age_days} business days before the as-of date {run_day.isoformat()} "
+            f"(as-of {as_of.isoformat()} in {freshness.zone}); at most {limit} allowed")
+
+
+def _aware(moment: datetime) -> datetime:
+    """Adapters give aware times; a naive one is UTC, the way chain nodes count."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _external_items(observation: Observation, scale: int) -> list[Item]:
@@ -214,18 +338,26 @@ def _external_items(observation: Observation, scale: int) -> list[Item]:
             for n, m in enumerate(observation.movements)]
 
 
-def _window(items: Sequence[Item], observation: Observation) -> list[Item]:
+def _window(items: Sequence[Item], observation: Observation, window_days: int) -> list[Item]:
     """Ledger items the evidence can speak for: a UTXO set or custodian snapshot covers all
     history; a statement covers its own period (from its first line, less the window)."""
     if observation.kind not in BANK_KINDS or not observation.movements:
         return list(items)
     start = min(m.booked_on for m in observation.movements)
-    return [item for item in items if (item.on - start).days >= -DEFAULT_WINDOW_DAYS]
+    return [item for item in items if (item.on - start).days >= -window_days]
 
 
 def _breaks_of(comparison: Comparison, custody: CustodyFacts) -> list[Break]:
     account, asset, scale = comparison.account, comparison.asset, comparison.scale
     difference = comparison.difference_minor
+    if comparison.stale is not None:
+        assert comparison.external_minor is None
+        stale_difference = comparison.stale.external_minor - comparison.ledger_minor
+        return [Break(account, asset, "stale_evidence", to_decimal(stale_difference, scale),
+                      f"{comparison.source}: {comparison.stale.reason}; it says "
+                      f"{to_decimal(comparison.stale.external_minor, scale)}, the ledger "
+                      f"{to_decimal(comparison.ledger_minor, scale)} (external − ledger "
+                      f"{to_decimal(stale_difference, scale)}), not compared as current")]
     if difference is None:
         if custody.account.location is Location.IN_TRANSIT or (
                 comparison.ledger_minor == 0 and not custody.account.external):

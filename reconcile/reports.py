@@ -27,7 +27,7 @@ from reconcile.rules import Rulebook, RunFacts, preset
 from reconcile.rules.base import Valuer, is_hot, is_purpose
 from reconcile.rules.params import ReserveParams
 from reconcile.rules.reserve import assess
-from reconcile.service import check_json, held_assets, read_input
+from reconcile.service import check_json, check_quote, held_assets, read_input
 
 SEGREGATION_RULES = ("SEG-COVERAGE", "JP-FIAT-TRUST", "JP-COLD-95", "HK-COLD-98", "JP-GUARANTEE",
                      "SEG-EXCESS", "WALLET-DISJOINT", "HK-INSURANCE")
@@ -42,9 +42,10 @@ def _facts(connection: Connection, as_of: datetime, prices_path: str | None,
     ledger = store.load_ledger_facts(connection, as_of)
     if prices is not None:
         check_covers(prices, held_assets(ledger), load_assets(connection), prices_path or "")
-    reserve = store.load_reserve_facts(connection, as_of, None, rulebook, None)
+        check_quote(prices, rulebook, prices_path or "")
+    reserve = store.load_reserve_facts(connection, as_of, None, rulebook)
     comparisons, _ = compare(ledger, [])
-    return RunFacts(ledger, comparisons, prices, reserve)
+    return RunFacts(ledger, comparisons, prices, reserve, rulebook.currency)
 
 
 def segregation(engine: Engine, as_of: datetime, prices_path: str | None,
@@ -54,7 +55,7 @@ def segregation(engine: Engine, as_of: datetime, prices_path: str | None,
         facts = _facts(connection, as_of, prices_path, rulebook)
         coverage = {row.asset: row for row in coverage_at(connection, as_of)}
     scales = facts.ledger.scales
-    valuer = Valuer(facts.prices, "JPY", scales)
+    valuer = Valuer(facts.prices, rulebook.currency, scales)
     by_location: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     guarantee: dict[str, int] = defaultdict(int)
     hot: dict[str, int] = defaultdict(int)
@@ -96,6 +97,7 @@ def segregation(engine: Engine, as_of: datetime, prices_path: str | None,
               for c in rulebook.evaluate_one(rule, facts)]
     return {"report": "segregation", "as_of": as_of.isoformat(),
             "rulebook": {"name": rulebook.name, "version": rulebook.version},
+            "currency": valuer.quote,  # of liabilities_value: the rulebook's
             "prices": facts.prices.to_json() if facts.prices else None,
             "basis": "ledger balances at the as-of time (no outside evidence)",
             "assets": assets, "checks": [check_json(c) for c in checks],
@@ -156,3 +158,15 @@ def reserve(engine: Engine, as_of: datetime, prices_path: str | None,
                       for r in incidents],
         "check": check_json(check),
     }
+
+
+def insurance_register(engine: Engine) -> list[dict[str, Any]]:
+    """Every registered policy, its limit in units of its currency, times with offset."""
+    with for_reading(engine).connect() as connection:
+        policies = reserve_store.policies(connection)
+        scales = {code: asset.scale for code, asset in load_assets(connection).items()}
+    return [{"policy_id": p.policy_id, "insurer": p.insurer, "currency": p.currency,
+             "limit": format_amount(p.limit_minor, scales[p.currency]),
+             "covered_share": str(p.covered_share),
+             "period_start": p.period_start.isoformat(), "period_end": p.period_end.isoformat()}
+            for p in policies]

@@ -4,9 +4,8 @@ a run reads."""
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,7 +30,7 @@ from ledger.storage.reading import balances_at
 from ledger.storage.rows import account_from_row, load_assets
 from ledger.storage.schema import Id, accounts, entries, metadata, postings
 from ledger.storage.types import UTCDateTime
-from reconcile.engine import CustodyFacts, LedgerFacts
+from reconcile.engine import CustodyFacts, LedgerFacts, business_window_start
 from reconcile.evidence import EvidenceFile
 from reconcile.matching import Item
 from reconcile.rules import Draw, ReserveFacts, Rulebook
@@ -84,16 +83,13 @@ def load_ledger_facts(connection: Connection, as_of: datetime,
     scales = {code: asset.scale for code, asset in assets.items()}
     balances: dict[str, int] = {}
     appropriation: dict[str, int] = defaultdict(int)
+    liabilities: dict[str, int] = defaultdict(int)
     for row in balances_at(connection, as_of, known_at=known_at):
         balances[row.account.code] = row.balance_minor
         if row.account.role is Role.RESERVE:
             appropriation[row.account.asset] += row.balance_minor
-    liabilities: dict[str, int] = defaultdict(int)
-    for row in balances_at(connection, as_of, prefix="customer:", known_at=known_at):
-        if row.account.coverage_sign < 0:
-            liabilities[row.account.asset] += row.balance_minor
-    for row in balances_at(connection, as_of, prefix="suspense:", known_at=known_at):
-        if row.account.coverage_sign < 0:
+        # By role, as coverage counts them (never by the account's name).
+        if row.account.is_customer_liability:
             liabilities[row.account.asset] += row.balance_minor
     custody_rows = list(connection.execute(
         select(accounts).where(accounts.c.role == Role.CUSTODY.value).order_by(accounts.c.code)))
@@ -186,47 +182,68 @@ def load_evidence(connection: Connection, seq: int) -> list[tuple[str, str, Evid
     return [(row.kind, row.format, EvidenceFile(row.name, bytes(row.content))) for row in rows]
 
 
-def history(connection: Connection, limit: int = 1000) -> list[StoredRun]:
-    rows = connection.execute(select(recon_runs).order_by(recon_runs.c.seq.desc()).limit(limit))
+def history(connection: Connection, limit: int = 1000, *, since: datetime | None = None,
+            until: datetime | None = None, status: str | None = None,
+            before_seq: int | None = None) -> list[StoredRun]:
+    """Runs newest first (in the order they were made) whose as-of is within [since, until]
+    and whose status is `status`; `before_seq` continues from the last page."""
+    query = select(recon_runs).order_by(recon_runs.c.seq.desc()).limit(limit)
+    if since is not None:
+        query = query.where(recon_runs.c.as_of >= since)
+    if until is not None:
+        query = query.where(recon_runs.c.as_of <= until)
+    if status is not None:
+        query = query.where(recon_runs.c.status == status)
+    if before_seq is not None:
+        query = query.where(recon_runs.c.seq < before_seq)
     return [StoredRun(r.seq, r.run_id, r.created_at, r.as_of, r.status, r.rulebook, r.result,
-                      r.result_sha256) for r in rows]
+                      r.result_sha256) for r in connection.execute(query)]
+
+
+def runs_as_of(connection: Connection, run_ids: Collection[str]) -> dict[str, datetime]:
+    """run_id → as-of of those runs: where a break's age counts from."""
+    if not run_ids:
+        return {}
+    rows = connection.execute(select(recon_runs.c.run_id, recon_runs.c.as_of)
+                              .where(recon_runs.c.run_id.in_(sorted(run_ids))))
+    return {row.run_id: row.as_of for row in rows}
 
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def previous_run(connection: Connection, before_seq: int | None,
-                 evaluating: str | None = None) -> StoredRun | None:
-    """The run just before `before_seq` (or the newest run); with `evaluating`, the newest
-    such run whose rulebook applied that rule (a run without it reported nothing of it)."""
-    query = select(recon_runs).order_by(recon_runs.c.seq.desc())
-    if before_seq is not None:
-        query = query.where(recon_runs.c.seq < before_seq)
-    for row in connection.execute(query):
-        run = StoredRun(row.seq, row.run_id, row.created_at, row.as_of, row.status,
-                        row.rulebook, row.result, row.result_sha256)
-        if evaluating is None or evaluating in json.loads(run.result)["rulebook"].get(
-                "rules", {}):
-            return run
-    return None
-
-
 def load_reserve_facts(connection: Connection, as_of: datetime, known_at: datetime | None,
-                       rulebook: Rulebook, previous: StoredRun | None) -> ReserveFacts:
-    """Trades, losses, policies and draws for the windows the rulebook's parameters name."""
+                       rulebook: Rulebook) -> ReserveFacts:
+    """Trades, losses, policies and draws for the windows the rulebook's parameters name.
+
+    The draws' window depends on the as-of and the rulebook alone (never on earlier runs):
+    see `draws_in_window`."""
     params = rulebook.params("JP-RESERVE")
     lookback_days = params.lookback_days if params else 365
     incident_years = params.incident_years if params else 3
-    quote = params.currency if params else "JPY"
+    quote = params.currency if params else rulebook.currency
     quoted, unquoted = reserve_store.traded_minor(
         connection, as_of - timedelta(days=lookback_days), as_of, known_at, quote)
     losses = reserve_store.losses_minor(
         connection, as_of - relativedelta(years=incident_years), as_of, known_at)
-    since = (previous.as_of, previous.created_at) if previous else None
-    draws = tuple(Draw(d.entry_key, d.entry_type, d.effective_at, d.asset, d.amount_minor,
-                       d.incident, d.incident_kind, d.memo)
-                  for d in reserve_store.draws(connection, as_of, known_at, since))
+    draw_params = rulebook.params("RESERVE-DRAW")
+    after = business_window_start(as_of, draw_params.window_business_days if draw_params else 1,
+                                  rulebook.settings.timezone)
     return ReserveFacts(quoted, unquoted, losses,
-                        tuple(reserve_store.policies(connection, known_at)), draws,
-                        previous.as_of if previous else None)
+                        tuple(reserve_store.policies(connection, known_at)),
+                        draws_in_window(connection, after, as_of, known_at), after)
+
+
+def draws_in_window(connection: Connection, after: datetime, as_of: datetime,
+                    known_at: datetime | None) -> tuple[Draw, ...]:
+    """The draws effective in (after, as_of], and those effective earlier but recorded in that
+    window (booked late: the run for their own day could not see them, so the run whose window
+    holds their recording reports them). Both depend on the as-of alone: a run made after its
+    as-of knows every entry recorded by then, whenever it is made."""
+    # (after, after): the store's "effective or recorded after" filter narrows the rows; the
+    # window's end is applied here.
+    rows = reserve_store.draws(connection, as_of, known_at, (after, after))
+    return tuple(Draw(d.entry_key, d.entry_type, d.effective_at, d.asset, d.amount_minor,
+                      d.incident, d.incident_kind, d.memo, d.recorded_at)
+                 for d in rows if d.effective_at > after or d.recorded_at <= as_of)

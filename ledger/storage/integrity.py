@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from ledger.errors import shown
 from ledger.storage.reserve_store import draws
 from ledger.storage.rows import account_from_row, load_assets
 from ledger.storage.schema import (
@@ -86,7 +87,7 @@ def _check_reserve_and_incidents(connection: Connection, report: VerifyReport) -
             report.problems.append(Problem(
                 "incident_link", row.key,
                 f"linked to incident {row.incident_id} as {row.kind}, but it is a {row.type} "
-                f"naming {named!r}"))
+                f"naming {shown(named) if named is not None else 'no incident'}"))
 
 
 def _check_entries_balanced(connection: Connection, report: VerifyReport) -> None:
@@ -165,6 +166,8 @@ def _check_balances_and_coverage(connection: Connection, report: VerifyReport) -
         .outerjoin(balances, balances.c.account_id == accounts.c.id)
         .outerjoin(sums, sums.c.account_id == accounts.c.id)
         .order_by(accounts.c.code))
+    # Coverage recomputed with the one definition the write path uses (Account.coverage_sign:
+    # customer custody less customer liabilities, by role, never by name).
     recomputed: dict[str, int] = defaultdict(int)
     for row in rows:
         report.accounts_checked += 1

@@ -40,6 +40,7 @@ class Draw:
     incident: str | None
     incident_kind: str | None
     memo: str | None
+    recorded_at: datetime | None = None  # when the ledger took it in (system time)
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,10 @@ class ReserveFacts:
     unquoted_traded_minor: Mapping[str, int]  # legs of trades that have no quote leg
     losses_minor: Mapping[str, int]  # incident losses per asset over the incident window
     policies: Sequence[Policy]
-    draws: Sequence[Draw]  # since the previous run
-    draws_since: datetime | None  # the previous run's as-of time, if any
+    # The draws of the window (draws_after, as-of]: effective in it, or effective before it
+    # and recorded in it (a draw booked late, which the run for its own day could not see).
+    draws: Sequence[Draw]
+    draws_after: datetime  # where the window starts (excluded)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class RunFacts:
     comparisons: Sequence[Comparison]
     prices: PriceTable | None = None
     reserve: ReserveFacts | None = None
+    currency: str = "JPY"  # of valuation: the rulebook's (Rulebook.evaluate sets it)
 
 
 def held_minor(comparison: Comparison) -> int:

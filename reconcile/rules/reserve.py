@@ -19,7 +19,7 @@ from reconcile.rules.base import (
     is_purpose,
     not_applicable,
 )
-from reconcile.rules.params import NoParams, ReserveParams
+from reconcile.rules.params import DrawParams, ReserveParams
 
 
 @dataclass(frozen=True)
@@ -142,23 +142,31 @@ def jp_reserve(facts: RunFacts, params: ReserveParams) -> list[Check]:
                   show(covered, scale), show(required, scale), detail, numbers)]
 
 
-def reserve_draw(facts: RunFacts, params: NoParams) -> list[Check]:
-    """Every draw on the reserve since the previous run, flagged with its incident."""
+def reserve_draw(facts: RunFacts, params: DrawParams) -> list[Check]:
+    """Every draw on the reserve in the run's window, flagged with its incident: effective after
+    the as-of `window_business_days` back, up to the as-of. The window depends on the
+    as-of alone, so every run for one as-of (and its rerun) flags the same draws, whatever runs
+    came before; a draw booked late, effective before its window, is flagged by the run whose
+    window holds the time it was recorded."""
     reserve = facts.reserve
     assert reserve is not None
-    since = (f"since the previous run (as of {reserve.draws_since.isoformat()})"
-             if reserve.draws_since else "since the ledger began")
+    window = (f"effective after {reserve.draws_after.isoformat()} up to the as-of "
+              f"{facts.ledger.as_of.isoformat()} ({params.window_business_days} business "
+              f"day{'s' if params.window_business_days != 1 else ''})")
     if not reserve.draws:
-        return [Check("RESERVE-DRAW", "*", "pass", "0", "0", f"no reserve draws {since}")]
+        return [Check("RESERVE-DRAW", "*", "pass", "0", "0", f"no reserve draws {window}")]
     checks = []
     for draw in reserve.draws:
         story = (f"incident {draw.incident} ({draw.incident_kind})" if draw.incident
                  else f"an entry of type {draw.entry_type} with no incident")
-        checks.append(Check(
-            "RESERVE-DRAW", draw.asset, "fail", fmt(facts, draw.asset, draw.amount_minor), "0",
-            f"reserve draw {draw.entry_key} on {draw.effective_at.isoformat()}: "
-            f"{fmt(facts, draw.asset, draw.amount_minor)} {draw.asset} for {story}"
-            + (f" ({draw.memo})" if draw.memo else ""),
-            {"entry": draw.entry_key, "type": draw.entry_type,
-             "incident": draw.incident or "", "effective_at": draw.effective_at.isoformat()}))
+        numbers = {"entry": draw.entry_key, "type": draw.entry_type,
+                   "incident": draw.incident or "", "effective_at": draw.effective_at.isoformat()}
+        detail = (f"reserve draw {draw.entry_key} on {draw.effective_at.isoformat()}: "
+                  f"{fmt(facts, draw.asset, draw.amount_minor)} {draw.asset} for {story}"
+                  + (f" ({draw.memo})" if draw.memo else ""))
+        if draw.recorded_at is not None and draw.effective_at <= reserve.draws_after:
+            numbers["recorded_at"] = draw.recorded_at.isoformat()
+            detail += f"; booked late: recorded on {draw.recorded_at.isoformat()}"
+        checks.append(Check("RESERVE-DRAW", draw.asset, "fail",
+                            fmt(facts, draw.asset, draw.amount_minor), "0", detail, numbers))
     return checks

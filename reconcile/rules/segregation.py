@@ -46,8 +46,11 @@ def seg_coverage(facts: RunFacts, params: NoParams) -> list[Check]:
     """Customer custody ≥ customer liabilities, per asset (evidence where there is some)."""
     custody = sum_by_asset(customer_custody(facts))
     unevidenced: dict[str, list[str]] = defaultdict(list)
+    stale: dict[str, list[str]] = defaultdict(list)
     for comparison in customer_custody(facts):
-        if comparison.external_minor is None:
+        if comparison.stale is not None:
+            stale[comparison.asset].append(comparison.account)
+        elif comparison.external_minor is None:
             unevidenced[comparison.asset].append(comparison.account)
     checks = []
     for asset in sorted(facts.ledger.scales):
@@ -55,8 +58,12 @@ def seg_coverage(facts: RunFacts, params: NoParams) -> list[Check]:
         coverage = custody[asset] - liabilities
         detail = (f"customer custody {fmt(facts, asset, custody[asset])} vs customer "
                   f"liabilities {fmt(facts, asset, liabilities)}")
-        if unevidenced[asset] and any(c.external_minor is not None for c in facts.comparisons):
+        if unevidenced[asset] and any(c.external_minor is not None or c.stale
+                                      for c in facts.comparisons):
             detail += f"; ledger figure used for {', '.join(unevidenced[asset])} (no evidence)"
+        if stale[asset]:
+            detail += (f"; ledger figure used for {', '.join(stale[asset])} (its evidence is "
+                       "too old to compare)")
         checks.append(Check(
             "SEG-COVERAGE", asset, "pass" if coverage >= 0 else "fail",
             fmt(facts, asset, coverage), fmt(facts, asset, 0), detail,
@@ -70,6 +77,14 @@ def seg_external(facts: RunFacts, params: NoParams) -> list[Check]:
     checks = []
     for comparison in facts.comparisons:
         scale = comparison.scale
+        if comparison.stale is not None:
+            checks.append(Check(
+                "SEG-EXTERNAL", comparison.asset, "fail", "stale evidence",
+                format_amount(0, scale),
+                f"{comparison.account}: ledger {format_amount(comparison.ledger_minor, scale)}, "
+                f"{comparison.source} too old to compare: {comparison.stale.reason}",
+                account=comparison.account))
+            continue
         if comparison.difference_minor is None:
             if comparison.ledger_minor == 0 and comparison.location == "in_transit":
                 continue
@@ -146,7 +161,7 @@ def jp_cold_95(facts: RunFacts, params: ColdParams, rule: str = "JP-COLD-95") ->
         return [Check(rule, "*", "pass", "1", threshold, "no customer crypto held")]
     numbers = {f"{asset}.hot_share": percent(Fraction(hot[asset], minor))
                for asset, minor in sorted(held.items())}
-    valuer = Valuer(facts.prices, "JPY", facts.ledger.scales)
+    valuer = Valuer(facts.prices, facts.currency, facts.ledger.scales)
     hot_value = valuer.total({a: hot[a] for a in held})
     total_value = valuer.total(held)
     by_quantity = None  # the one asset whose minor units the shares are counted in, if so
@@ -278,7 +293,7 @@ def hk_insurance(facts: RunFacts, params: InsuranceCoverParams) -> list[Check]:
     the rest, by value (SFC VATP terms)."""
     hot, total = hot_and_total(facts)
     threshold_text = f"{params.hot_cover} hot + {params.cold_cover} cold"
-    valuer = Valuer(facts.prices, "JPY", facts.ledger.scales)
+    valuer = Valuer(facts.prices, facts.currency, facts.ledger.scales)
     hot_value = valuer.total(hot)
     cold_value = valuer.total({a: total[a] - hot.get(a, 0) for a in total})
     if hot_value is None or cold_value is None:

@@ -12,7 +12,7 @@ asset of the ledger in `scales` and `kinds`, one comparison per custody account,
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -96,12 +96,13 @@ def reserve_facts(*, quote_traded: str = "0", quote: str = "JPY",
                   unquoted: Mapping[str, str] | None = None,
                   losses: Mapping[str, str] | None = None,
                   policies: Sequence[Policy] = (), draws: Sequence[Draw] = (),
-                  draws_since: datetime | None = None) -> ReserveFacts:
-    """Trade legs, losses and policies as the reserve rules read them (amounts in units)."""
+                  draws_after: datetime = AS_OF - timedelta(days=1)) -> ReserveFacts:
+    """Trade legs, losses and policies as the reserve rules read them (amounts in units);
+    `draws` are those of the window (draws_after, AS_OF] (one day back by default)."""
     unquoted_minor = {a: minor(a, amount) for a, amount in (unquoted or {}).items()}
     return ReserveFacts(minor(quote, quote_traded), unquoted_minor,
                         {a: minor(a, amount) for a, amount in (losses or {}).items()},
-                        tuple(policies), tuple(draws), draws_since)
+                        tuple(policies), tuple(draws), draws_after)
 
 
 def by_asset(checks: Sequence[Check]) -> dict[str, Check]:
