@@ -18,6 +18,7 @@ from rich.table import Table
 
 from ledger import service
 from ledger.errors import InputError
+from ledger.model import Role
 from ledger.money import format_amount, parse_amount
 from ledger.reserves import parse_register
 from ledger.storage.engine import make_engine
@@ -371,7 +372,7 @@ def _print_tables(console: Console, connection: Any) -> None:
     for column in ("account", "asset", "balance"):
         table.add_column(column, justify="right" if column == "balance" else "left")
     for balance in balances_at(connection):
-        if not balance.account.code.startswith("customer:"):
+        if balance.account.role is not Role.CUSTOMER_LIABILITY:
             table.add_row(balance.account.code, balance.account.asset,
                           format_amount(balance.balance_minor, SCALES[balance.account.asset]))
     console.print(table)
