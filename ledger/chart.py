@@ -7,7 +7,14 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from ledger.errors import InputError, shown
 from ledger.files import MAX_FILE_BYTES
@@ -16,6 +23,7 @@ from ledger.json_input import (
     field_path,
     first_error,
     from_pydantic,
+    kind_of,
     line_of,
     loads_strict,
     locate,
@@ -37,6 +45,10 @@ from ledger.model import (
     implicit_customer_account,
 )
 
+# One address, descriptor or account number: a multisig descriptor with several xpubs runs to a
+# few thousand characters; more is a damaged file.
+MAX_EXTERNAL_CHARS = 5_000
+
 
 class _AssetIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -46,6 +58,59 @@ class _AssetIn(BaseModel):
     scale: Annotated[int, Field(ge=0, le=MAX_SCALE, strict=True)]
     chain: Annotated[str | None, Field(max_length=50)] = None
     contract: Annotated[str | None, Field(max_length=200)] = None
+
+    @model_validator(mode="after")
+    def _crypto_only(self) -> _AssetIn:
+        # The chain adapters ask a node about crypto assets only: a chain on a fiat asset would
+        # never be asked about, and the file would say something the ledger does not do.
+        if self.kind is not AssetKind.CRYPTO and (self.chain or self.contract):
+            named = "a chain" if self.chain else "a contract"
+            raise ValueError(f"a {self.kind.value} asset has no chain or contract; only crypto "
+                             f"assets name one (this one names {named})")
+        return self
+
+
+def _account_number(value: Any) -> Any:
+    """An IBAN or bank account number: text, since what matches a statement is its digits as
+    written. YAML reads 0012345 unquoted as the octal number 5349, and JSON 0012345 not at all."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError(f"must be text in quotes, not the number {value}: write the account "
+                         "number in quotes (\"0012345\"); unquoted, YAML reads digits as a "
+                         "number and loses leading zeros (0012345 becomes 5349)")
+    return _external_text(value)
+
+
+def _external_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError(f"must be text in quotes, not {kind_of(value)}")
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+def _external_list(value: Any) -> Any:
+    if not isinstance(value, list):
+        raise ValueError(f"must be a list of text [\"…\"], not {kind_of(value)}")
+    return value
+
+
+ExternalText = Annotated[str, BeforeValidator(_external_text),
+                         Field(max_length=MAX_EXTERNAL_CHARS)]
+
+
+class _ExternalIn(BaseModel):
+    """`external`: the four keys reconciliation reads are typed (a number where a statement
+    compares text would never match); other keys are kept with the account as given."""
+
+    model_config = ConfigDict(extra="allow")
+
+    # BeforeValidator on the whole optional type: null is refused, leaving a key out is not.
+    iban: Annotated[str | None, BeforeValidator(_account_number),
+                    Field(max_length=MAX_EXTERNAL_CHARS)] = None
+    bank_account: Annotated[str | None, BeforeValidator(_account_number),
+                            Field(max_length=MAX_EXTERNAL_CHARS)] = None
+    addresses: Annotated[list[ExternalText] | None, BeforeValidator(_external_list)] = None
+    descriptors: Annotated[list[ExternalText] | None, BeforeValidator(_external_list)] = None
 
 
 class _AccountIn(BaseModel):
@@ -58,7 +123,7 @@ class _AccountIn(BaseModel):
     location: Location | None = None
     purpose: Purpose | None = None
     customer: Annotated[str | None, Field(pattern=CUSTOMER_ID.pattern)] = None
-    external: dict[str, Any] = Field(default_factory=dict)
+    external: _ExternalIn = Field(default_factory=_ExternalIn)
 
     @model_validator(mode="after")
     def _consistent(self) -> _AccountIn:
@@ -77,6 +142,11 @@ class _AccountIn(BaseModel):
             raise ValueError("only custody accounts have a location and a purpose")
         if self.role is Role.CUSTOMER_LIABILITY and self.customer is None:
             raise ValueError("a customer_liability account names its customer")
+        if self.role is not Role.CUSTOMER_LIABILITY and self.customer is not None:
+            # A customer named on another role would be stored and never read: refused, so the
+            # file cannot say an account is a customer's when the ledger does not treat it so.
+            raise ValueError(f"only a customer_liability account names a customer, not a "
+                             f"{self.role.value} account")
         return self
 
 
@@ -123,7 +193,8 @@ def parse_chart(text: str, source: str) -> Chart:
         raise locate(problem, text) from None
     assets = tuple(Asset(a.code, a.kind, a.scale, a.chain, a.contract) for a in parsed.assets)
     accounts = tuple(
-        Account(a.code, a.asset, a.pool, a.role, a.location, a.purpose, a.customer, a.external)
+        Account(a.code, a.asset, a.pool, a.role, a.location, a.purpose, a.customer,
+                a.external.model_dump(exclude_unset=True))
         for a in parsed.accounts
     )
     lines: dict[str, int] = {}

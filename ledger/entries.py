@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from ledger.errors import ErrorLog, InputError
+from ledger.files import MAX_ENTRY_LINE_BYTES
 from ledger.json_input import field_path as field_path
 from ledger.json_input import from_pydantic as from_pydantic
 from ledger.json_input import iso_text as iso_text
@@ -19,7 +20,7 @@ from ledger.json_input import loads_strict, meaning
 from ledger.model import ACCOUNT_CODE, Entry, EntryType
 
 # Limits on everything: a hit limit is a clear error, never a hang or an out-of-memory.
-MAX_LINE_BYTES = 1_000_000
+MAX_LINE_BYTES = MAX_ENTRY_LINE_BYTES
 MAX_LINES_PER_ENTRY = 10_000
 MAX_ENTRIES_PER_BATCH = 2_000_000
 MAX_MEMO_CHARS = 2_000
@@ -114,9 +115,9 @@ def read_drafts(
     for line_no, raw_line in enumerate(lines, start=1):
         if errors is not None and errors.full:
             return
-        if len(raw_line) > MAX_LINE_BYTES:
-            _fail(InputError(f"the line is longer than {MAX_LINE_BYTES} bytes"),
-                  source, line_no, errors)
+        if _too_long(raw_line):
+            _fail(InputError(f"the line is longer than {MAX_LINE_BYTES} bytes; an entry is one "
+                             "line of at most that size"), source, line_no, errors)
             continue
         try:
             text = raw_line.decode("utf-8") if isinstance(raw_line, bytes) else raw_line
@@ -138,6 +139,17 @@ def read_drafts(
             yield parse_draft(loads_strict(text), line_no)
         except InputError as error:
             _fail(error, source, line_no, errors)
+
+
+def _too_long(line: bytes | str) -> bool:
+    """Over MAX_LINE_BYTES as the file holds it, in UTF-8 bytes (a line of Japanese text has
+    three for each character), its line break not counted."""
+    if isinstance(line, bytes):
+        ending = 2 if line.endswith(b"\r\n") else 1 if line.endswith(b"\n") else 0
+        return len(line) - ending > MAX_LINE_BYTES
+    if len(line) * 4 <= MAX_LINE_BYTES:
+        return False  # at most four bytes a character: no need to encode it to know
+    return len(line.encode("utf-8", "surrogatepass")) > MAX_LINE_BYTES
 
 
 def _fail(error: InputError, source: str, line_no: int, errors: ErrorLog | None) -> None:

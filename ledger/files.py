@@ -19,6 +19,13 @@ from ledger.errors import InputError
 # One limit for every file read whole. Entry files are streamed instead: their limits are per
 # line and per batch (ledger.entries), since a day's batch may be far larger than this.
 MAX_FILE_BYTES = 50_000_000
+# One line of an entry file, its line break not counted. A longer line is cut here, as it is
+# read: a multi-gigabyte line without a line break is never held in memory.
+MAX_ENTRY_LINE_BYTES = 1_000_000
+# Room for the line break ("\r\n") after a line of the largest size.
+_LINE_BREAK_BYTES = 2
+# How much of an over-long line is read at a time while it is skipped (`post --check` goes on).
+SKIP_CHUNK_BYTES = 1 << 20
 BOM = codecs.BOM_UTF8
 STDIN = "-"
 
@@ -86,7 +93,11 @@ def unreadable(error: OSError, source: str) -> InputError:
 
 class EntryLines:
     """The lines of an entry file ('-' for stdin) as bytes, streamed; the byte-order mark of
-    the first line dropped; the SHA-256 of the bytes as read (what the batch records)."""
+    the first line dropped; the SHA-256 of the bytes as read (what the batch records).
+
+    A line longer than MAX_ENTRY_LINE_BYTES is yielded cut, a few bytes over the limit and
+    without its line break: enough for the reader to refuse it. The rest of it is skipped only
+    if the reader asks for the next line, a chunk at a time."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -108,13 +119,22 @@ class EntryLines:
     def __iter__(self) -> Iterator[bytes]:
         first = True
         try:
-            for line in self.stream:
-                self.digest.update(line)
-                self.bytes_read += len(line)
+            # The byte-order mark is not part of the first line: room for it too.
+            while line := self._read_line(MAX_ENTRY_LINE_BYTES + _LINE_BREAK_BYTES
+                                          + (len(BOM) if first else 0)):
+                cut = not line.endswith(b"\n") and len(line) > MAX_ENTRY_LINE_BYTES
                 yield without_bom(line) if first else line
                 first = False
+                while cut and (rest := self._read_line(SKIP_CHUNK_BYTES)):
+                    cut = not rest.endswith(b"\n")
         except OSError as error:
             raise unreadable(error, self.source) from None
+
+    def _read_line(self, limit: int) -> bytes:
+        line = self.stream.readline(limit)
+        self.digest.update(line)
+        self.bytes_read += len(line)
+        return line
 
     @property
     def sha256(self) -> str:

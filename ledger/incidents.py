@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from ledger.errors import InputError
+from ledger.errors import InputError, shown
 from ledger.model import Account, Entry, EntryType, Purpose, Role
 
 INCIDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}", re.ASCII)
@@ -144,14 +144,14 @@ def incident_reference(entry: Entry, known: Mapping[str, KnownIncident]) -> str 
         kind = incident_kind(entry)
         earlier = known.get(reference)
         if earlier is not None and earlier.kind is not kind:
-            raise InputError(f"incident {reference!r} is a {earlier.kind.value} incident, "
+            raise InputError(f"incident {shown(reference)} is a {earlier.kind.value} incident, "
                              f"not {kind.value}", field="metadata.incident_kind")
         return reference
     if reference not in known:
-        raise InputError(f"unknown incident {reference!r}: an incident entry must record it "
+        raise InputError(f"unknown incident {shown(reference)}: an incident entry must record it "
                          "first", field="metadata.incident")
     if entry.effective_at < known[reference].opened_at:
-        raise InputError(f"dated before incident {reference!r} happened "
+        raise InputError(f"dated before incident {shown(reference)} happened "
                          f"({known[reference].opened_at.isoformat()})", field="effective_at")
     return reference
 

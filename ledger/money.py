@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-from ledger.errors import InputError
+from ledger.errors import InputError, shown
+from ledger.json_input import kind_of
 
 # NUMERIC(78,0) holds any uint256, so 18-decimal tokens fit on PostgreSQL.
 POSTGRES_MAX_MINOR = 10**78 - 1
@@ -23,22 +24,22 @@ def parse_amount(text: object, scale: int, *, allow_zero: bool = False) -> int:
     float is not 0.1, and a ledger must never guess.
     """
     if isinstance(text, bool) or not isinstance(text, (str, int)):
-        raise InputError(
-            f"amount must be a decimal string such as \"0.5\", not {type(text).__name__}"
-        )
+        given = f"the number {text} (write it in quotes)" if isinstance(text, float) \
+            else kind_of(text)
+        raise InputError(f"amount must be a decimal string such as \"0.5\", not {given}")
     raw = str(text)
     if not raw or len(raw) > MAX_AMOUNT_CHARS:
-        raise InputError(f"amount {raw[:40]!r} is empty or too long")
+        raise InputError(f"amount {shown(raw, 40)} is empty or too long")
     if raw.startswith("-") and PLAIN_DECIMAL.fullmatch(raw[1:]):
         raise InputError(f"amount {raw} must be greater than zero")
     # Plain ASCII digits only: no exponent (1e999999999 would be a denial of service), no sign,
     # no spaces, underscores or non-ASCII digits that Decimal() would quietly accept.
     if not PLAIN_DECIMAL.fullmatch(raw):
-        raise InputError(f"amount {raw[:40]!r} is not a plain decimal number such as \"12.5\"")
+        raise InputError(f"amount {shown(raw, 40)} is not a plain decimal number such as \"12.5\"")
     try:
         value = Decimal(raw)
     except InvalidOperation:
-        raise InputError(f"amount {raw!r} is not a decimal number") from None
+        raise InputError(f"amount {shown(raw, 40)} is not a decimal number") from None
     # Integer arithmetic on the digits: Decimal's context arithmetic (normalize, scaleb)
     # rounds to 28 significant digits, and a uint256 amount has 78.
     sign, digit_tuple, exponent = value.as_tuple()

@@ -108,6 +108,11 @@ def _parse_prices(text: str, source: str) -> PriceTable:
         if price <= 0:
             raise InputError(f"the price of {asset} must be greater than zero", source=source,
                              field=f"prices.{asset}")
+        if asset == parsed.quote and price != 1:
+            # One unit of the quote is worth one unit of the quote: any other price is a file
+            # that contradicts itself, and either reading of it would be a guess.
+            raise InputError(f"{asset} is the quote currency: its price is 1, not "
+                             f"{format(price, 'f')}", source=source, field=f"prices.{asset}")
     return PriceTable(parsed.quote, parsed.as_of.astimezone(UTC), dict(parsed.prices),
                       parsed.source)
 

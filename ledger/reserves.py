@@ -32,8 +32,9 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 
 from ledger.errors import InputError, shown
 from ledger.files import text_of
-from ledger.json_input import from_pydantic, iso_text, loads_strict, locate, meaning
+from ledger.json_input import from_pydantic, iso_text, kind_of, loads_strict, locate, meaning
 from ledger.model import ASSET_CODE
+from ledger.money import MAX_AMOUNT_CHARS, PLAIN_DECIMAL
 from ledger.prices import PlainDecimal
 
 FORMULA_VERSION = "jp-reserve-v1"
@@ -115,15 +116,40 @@ def show(value: Fraction, decimals: int) -> str:
     return f"{sign}{digits[:-decimals]}.{digits[-decimals:]}" if decimals else f"{sign}{digits}"
 
 
+def _limit(value: Any) -> Any:
+    """A limit's form, checked when the file is read: decimal text (or a JSON integer) above
+    zero. Its decimals are checked against the currency's scale on loading, when the ledger's
+    assets are known."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        given = f"the number {value} (write it in quotes)" if isinstance(value, float) \
+            else kind_of(value)
+        raise ValueError(f"must be a decimal string such as \"1000000000\", not {given}")
+    text = str(value)
+    if text.startswith("-") and PLAIN_DECIMAL.fullmatch(text[1:]):
+        raise ValueError(f"the limit must be greater than zero, not {text}")
+    if len(text) > MAX_AMOUNT_CHARS or not PLAIN_DECIMAL.fullmatch(text):
+        raise ValueError(f"{shown(text, 40)} is not a plain decimal number such as "
+                         "\"1000000000\"")
+    if Decimal(text) == 0:
+        raise ValueError(f"the limit must be greater than zero, not {text}")
+    return text
+
+
+def _not_blank(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
 class _PolicyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     policy_id: Annotated[str, Field(pattern=meaning(
         r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$", "a policy id: 1 to 100 ASCII letters, digits "
         "and the characters . _ : / -, starting with a letter or a digit"))]
-    insurer: Annotated[str, Field(min_length=1, max_length=200)]
+    insurer: Annotated[str, BeforeValidator(_not_blank), Field(min_length=1, max_length=200)]
     currency: Annotated[str, Field(pattern=ASSET_CODE.pattern)] = "JPY"
-    limit: Any
+    limit: Annotated[str, BeforeValidator(_limit)]
     covered_share: PlainDecimal
     period_start: Annotated[AwareDatetime, BeforeValidator(iso_text)]
     period_end: Annotated[AwareDatetime, BeforeValidator(iso_text)]

@@ -6,12 +6,12 @@ neither opens a connection of its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import Engine
 
-from ledger.errors import InputError
+from ledger.errors import InputError, shown
 from ledger.model import Account
 from ledger.storage.engine import for_reading
 from ledger.storage.integrity import VerifyReport
@@ -81,6 +81,8 @@ class Balances:
     as_of: datetime
     rows: list[AccountBalance]
     totals: list[AssetTotal]
+    # Said to the user beside the result (the deprecated prefix reading of --account).
+    notice: str | None = None
 
 
 def balances(engine: Engine, as_of: datetime, where: AccountFilter, *,
@@ -100,6 +102,15 @@ def balances(engine: Engine, as_of: datetime, where: AccountFilter, *,
             raise InputError(f"unknown asset {', '.join(unknown_assets)}", field="--asset")
         named = load_accounts(connection, where.codes)
         unknown_codes = sorted(set(where.codes) - set(named))
+        if len(where.codes) == 1 and unknown_codes and where.prefix is None:
+            # Until this release `--account` took a prefix; scripts written for it keep
+            # working, with a notice, when the one value they give names no account exactly.
+            legacy = replace(where, codes=(), prefix=where.codes[0])
+            if balances_at(connection, as_of, where=legacy):
+                result = balances(engine, as_of, legacy, non_zero=non_zero)
+                return replace(result, notice=(
+                    f"--account {where.codes[0]} names no account exactly; read as a prefix, "
+                    "as before (deprecated: write --prefix)"))
         if unknown_codes:
             raise InputError(f"unknown account {', '.join(unknown_codes)}", field="--account")
         found = {row.account.code: row for row in balances_at(connection, as_of, where=where)}
@@ -182,7 +193,7 @@ def entry(engine: Engine, key: str) -> EntryView:
     with for_reading(engine).connect() as connection:
         detail = entry_detail(connection, key)
         if detail is None:
-            raise InputError(f"no entry has the key {key!r}", field="KEY")
+            raise InputError(f"no entry has the key {shown(key)}", field="KEY")
         scales = {code: asset.scale for code, asset in load_assets(connection).items()}
     return EntryView(detail, scales)
 

@@ -8,43 +8,99 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from ledger.errors import EnvironmentFailure, InputError, shown
 from ledger.files import text_of
-from ledger.json_input import from_pydantic, kind_of, loads_strict, locate, meaning
+from ledger.json_input import from_pydantic, kind_of, loads_strict, locate
 
 MAX_TIMEOUT_S = 300
+MAX_URL_CHARS = 500
 BLOCK_TAGS = ("latest", "finalized", "safe")
+# A space or a control character in a URL is a damaged file: httpx would quote it into some
+# other URL than the one written.
+_URL_BLANK_OR_CONTROL = re.compile(r"[\x00-\x20\x7f-\x9f]")
+
+
+def _given(value: Any) -> str:
+    """A value as written, for "…, not X": numbers and text as such, else their kind."""
+    return shown(value) if isinstance(value, (str, int, float)) else kind_of(value)
 
 
 def _block(value: Any) -> Any:
-    """A block number or a tag, said in one message (not one per member of the union)."""
+    """A block number or a tag, said in one message (not one per member of the union).
+    JSON integers only: 5.0, "5" and true are not block numbers a node would be asked for."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     if isinstance(value, str) and value in BLOCK_TAGS:
         return value
-    what = shown(value) if isinstance(value, (str, int)) else kind_of(value)
-    raise ValueError(f"must be a block number or one of {', '.join(BLOCK_TAGS)}, not {what}")
+    raise ValueError(f"must be a block number or one of {', '.join(BLOCK_TAGS)}, "
+                     f"not {_given(value)}")
+
+
+def _whole(value: Any) -> Any:
+    """A JSON integer: pydantic's lax mode would read true as 1 and "5" or 5.0 as 5."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ValueError(f"must be a whole number such as 1000, not {_given(value)}")
+
+
+def _seconds(value: Any) -> Any:
+    """A JSON number: pydantic's lax mode would read "10" as 10 and true as 1."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    raise ValueError(f"must be a number of seconds such as 30, not {_given(value)}")
+
+
+def _node_url(value: Any) -> Any:
+    """http(s)://host[:port][/path], with a host and nothing a client would have to guess
+    about. Credentials come from the environment: a URL that carries them is refused, and not
+    echoed, since a run stores the URL and errors print it."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be text in quotes, not {kind_of(value)}")
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        # An IPv6 host with a bracket not closed, a host that NFKC changes, …
+        raise ValueError(f"{shown(value)} is not a well-formed URL") from None
+    if "@" in parts.netloc:
+        raise ValueError("the URL holds a user or a password: name the environment variables "
+                         "that hold them in user_env and password_env instead (the URL is not "
+                         "shown, as it may hold a password)")
+    if not re.match(r"https?://", value):
+        raise ValueError(f"{shown(value)} is not a node URL starting with http:// or https://")
+    if len(value) > MAX_URL_CHARS:
+        raise ValueError(f"must be at most {MAX_URL_CHARS} characters long")
+    if _URL_BLANK_OR_CONTROL.search(value):
+        raise ValueError(f"{shown(value)} holds a space or a control character")
+    if not parts.hostname:
+        raise ValueError(f"{shown(value)} names no host")
+    try:
+        parts.port  # noqa: B018 - urlsplit reads the port only when asked
+    except ValueError:
+        raise ValueError(f"{shown(value)} has a port that is not a number from 0 to "
+                         "65535") from None
+    return value
 
 
 class _ChainIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["bitcoin", "ethereum"]
-    url: Annotated[str, Field(pattern=meaning(r"^https?://", "a node URL starting with http:// "
-                                              "or https://"), max_length=500)]
+    url: Annotated[str, BeforeValidator(_node_url)]
     user_env: str | None = None
     password_env: str | None = None
-    timeout_s: Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S)] = 30
+    timeout_s: Annotated[float, BeforeValidator(_seconds), Field(gt=0, le=MAX_TIMEOUT_S)] = 30
     # Bitcoin: how many keys of a ranged descriptor (…/*) to scan.
-    descriptor_range: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
+    descriptor_range: Annotated[int, BeforeValidator(_whole), Field(ge=1, le=1_000_000)] = 1000
     # Ethereum: the block to read balances at ("latest" or a number).
     block: Annotated[int | Literal["latest", "finalized", "safe"], BeforeValidator(_block)] = \
         "latest"

@@ -12,12 +12,12 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
 from ledger.errors import InputError, shown
+from ledger.files import read_file
 from ledger.money import format_amount
 from ledger.prices import PriceTable, check_covers, parse_prices
 from ledger.storage.engine import for_reading, for_writing
@@ -26,7 +26,7 @@ from reconcile import chain_evidence, store
 from reconcile.adapters.detect import parse_evidence, recognise
 from reconcile.chains import parse_chain_config
 from reconcile.engine import EVIDENCE_READER_VERSION, Break, Comparison, LedgerFacts, compare
-from reconcile.evidence import MAX_EVIDENCE_BYTES, EvidenceFile, Observation
+from reconcile.evidence import EvidenceFile, Observation
 from reconcile.rules import RULES, Check, ReserveFacts, Rulebook, RunFacts, preset
 from reconcile.rules.rulebook import from_json as rulebook_from_json
 
@@ -69,15 +69,7 @@ def read_evidence_files(paths: Sequence[str]) -> list[EvidenceFile]:
     files: list[EvidenceFile] = []
     seen: dict[str, str] = {}
     for path in paths:
-        try:
-            size = Path(path).stat().st_size
-            if size > MAX_EVIDENCE_BYTES:
-                raise InputError(f"larger than the {MAX_EVIDENCE_BYTES // 1_000_000} MB limit "
-                                 "for one evidence file", source=path)
-            content = Path(path).read_bytes()
-        except OSError as error:
-            raise InputError(f"cannot read: {error.strerror}", source=path) from None
-        evidence = EvidenceFile(path, content)
+        evidence = EvidenceFile(path, read_file(path))
         if evidence.sha256 in seen:
             raise InputError(f"the same evidence is given twice (also as {seen[evidence.sha256]})",
                              source=path)
@@ -135,10 +127,9 @@ def run(engine: Engine, *, as_of: datetime, evidence_paths: Sequence[str],
 
 
 def read_input(path: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as error:
-        raise InputError(f"cannot read: {error.strerror}", source=path) from None
+    """A price file or chain config: read by the one reader of user files (size limit, plain
+    errors)."""
+    return read_file(path)
 
 
 def check_quote(prices: PriceTable, rulebook: Rulebook, source: str) -> None:

@@ -96,16 +96,16 @@ def post(
         "error (FILE:LINE: FIELD: reason), then a summary; exit 0 if clean, 2 if not. An "
         "entry with an error is left out, so the entries after it are checked against the "
         "balances without it.")] = False,
-    max_errors: Annotated[int, typer.Option(
-        "--max-errors", help="With --check: stop after this many errors.", min=1)
-    ] = service.DEFAULT_MAX_ERRORS,
+    max_errors: Annotated[int | None, typer.Option(
+        "--max-errors", help="With --check: stop after this many errors "
+        f"(default {service.DEFAULT_MAX_ERRORS}).", min=1, show_default=False)] = None,
 ) -> None:
     """Post a file of entries as one all-or-nothing batch: the first invalid entry stops it,
     with nothing written. An empty file posts nothing. --check lists every error instead."""
-    import sys
-
-    from segledger.common import EXIT_INPUT
-
+    if max_errors is not None and not check:
+        raise InputError("only --check lists errors; without it the first error stops the post",
+                         field="--max-errors")
+    max_errors = max_errors or service.DEFAULT_MAX_ERRORS
     engine = service.connect(db_url(ctx))
     if not check:
         with progress_bar() as progress:

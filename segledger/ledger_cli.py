@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from ledger import service, views
-from ledger.errors import InputError
+from ledger.errors import InputError, shown
 from ledger.model import Pool, Role
 from ledger.money import format_amount
 from ledger.storage.reading import AccountFilter, close_period
@@ -66,6 +66,8 @@ def balances(
     where = AccountFilter(codes=tuple(account or ()), prefix=prefix, assets=tuple(asset or ()),
                           pool=_choice(Pool, pool, "--pool"), role=_choice(Role, role, "--role"))
     result = views.balances(service.connect(db_url(ctx)), at, where, non_zero=non_zero)
+    if result.notice:
+        print(f"note: {result.notice}", file=sys.stderr)
     title = f"Balances as of {show_time(at)}"
     sums = [{"asset": total.asset, "accounts": total.accounts,
              "total": format_amount(total.total_minor, total.scale)} for total in result.totals]
@@ -93,7 +95,7 @@ def _choice(kind: type[Pool] | type[Role], value: str | None, option: str) -> An
     try:
         return kind(value)
     except ValueError:
-        raise InputError(f"{value!r} is not one of {', '.join(kind)}", field=option) from None
+        raise InputError(f"{shown(value)} is not one of {', '.join(kind)}", field=option) from None
 
 
 @handled

@@ -62,7 +62,7 @@ def set_zone(name: str) -> None:
         return
     try:
         _zone = ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Asia" is a folder of zones
         raise InputError(f"{name} is not a time zone name such as Asia/Tokyo or UTC",
                          field="--tz") from None
 
@@ -86,10 +86,13 @@ def group_digits(amount: str) -> str:
     if not amount:
         return amount
     sign = "-" if amount.startswith("-") else ""
-    whole, dot, fraction = amount.lstrip("-").partition(".")
-    if not whole.isdigit():
-        return amount  # not a number ("n/a", a note): shown as it is
-    return f"{sign}{int(whole):,}{dot}{fraction}"
+    whole, dot, fraction = amount.removeprefix("-").partition(".")
+    if not (whole.isascii() and whole.isdigit()):
+        return amount  # not a plain number ("n/a", a note): shown as it is
+    groups: list[str] = []
+    while len(whole) > 3:
+        whole, groups = whole[:-3], [whole[-3:], *groups]
+    return sign + ",".join([whole, *groups]) + dot + fraction
 
 
 def console(stderr: bool = False) -> Console:
@@ -135,6 +138,8 @@ def _csv_cell(column: Column, value: Any) -> str:
     assert not isinstance(value, (dict, list, tuple)), f"nested value in CSV column {column.name}"
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if column.kind == "time":
         return show_time(value)
     return str(value)
@@ -160,6 +165,8 @@ def print_table(title: str, columns: Sequence[Column], rows: Sequence[dict[str, 
 def table_cell(column: Column, value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if column.kind == "time":
         return show_time(value)
     if column.kind == "amount":

@@ -7,13 +7,12 @@ through segledger.output (the long-form CSV of several sections is reconcile_cli
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from ledger import files
 from ledger import service as ledger_service
-from ledger.errors import InputError
 from ledger.reserves import parse_register
 from ledger.storage import reserve_store
 from reconcile import reports
@@ -211,12 +210,9 @@ def _reserve_sections(document: Mapping[str, Any]) -> list[Section]:
 def insurance_load(ctx: typer.Context,
                    file: Annotated[str, typer.Argument(help="Register (JSON).")]) -> None:
     """Add policies to the register; a policy already there with the same terms is left."""
-    try:
-        content = Path(file).read_bytes()
-    except OSError as error:
-        raise InputError(f"cannot read: {error.strerror}", source=file) from None
-    drafts = parse_register(content, file)
-    result = reserve_store.load_register(ledger_service.connect(db_url(ctx)), drafts, file)
+    source = files.source_name(file)
+    drafts = parse_register(files.read_file(file), source)
+    result = reserve_store.load_register(ledger_service.connect(db_url(ctx)), drafts, source)
     print(f"insurance register: {result.added} policies added, {result.unchanged} unchanged")
 
 

@@ -333,7 +333,7 @@ BAD_INPUT = [
     (("register", C1, "--until", "soon"), "--until", "not an ISO 8601 time"),
     (("register", C1, "--since", T3, "--until", T1), "--until", "earlier than --since"),
     (("register", C1, "--limit", "0"), "--limit", "between 1 and"),
-    (("entry", "show", "nope"), "KEY", "no entry has the key 'nope'"),
+    (("entry", "show", "nope"), "KEY", 'no entry has the key "nope"'),
     (("period", "close", "--through", "2025-11-25T00:00:00Z"), "--through",
      "already closed through 2025-11-26T00:00:00+00:00"),
     (("period", "close", "--through", "2999-01-01T00:00:00Z"), "--through",

@@ -27,8 +27,8 @@ TRUST, CUSTOMER = "custody:customer:trust:JPY", "customer:c-001:JPY"
 
 
 @pytest.fixture
-def ledger(new_pg_database: Callable[[], str]) -> Engine:
-    engine = service.init(new_pg_database())
+def ledger(new_migrated_pg_database: Callable[[], str]) -> Engine:
+    engine = service.init(new_migrated_pg_database())
     load_chart(engine, parse_chart(json.dumps(CHART), "chart.json"), "chart.json")
     post(engine, [deposit("d1", "c-001", "100")])
     return engine

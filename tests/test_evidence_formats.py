@@ -210,7 +210,7 @@ def test_observation_json_and_csv() -> None:
     (b'{"observations": [{"account": "a", "as_of": "2025-11-25", "amount": "1", "source": "s"}]}',
      "is a date without a time and UTC offset"),
     (b'{"observations": [{"account": "a", "as_of": "2025-11-25T00:00:00Z", "amount": "x", '
-     b'"source": "s"}]}', "not a decimal"),
+     b'"source": "s"}]}', "not a plain decimal number"),
     (b"account,as_of,amount,source\na,2025-11-25T00:00:00Z,1\n",
      "this row has 3 values, the header names 4 columns"),
     (b"hello", "not a recognised evidence format"),

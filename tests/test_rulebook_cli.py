@@ -263,7 +263,7 @@ BAD_REGISTERS: dict[str, tuple[dict[str, Any], str, str]] = {
     "float_limit": (_policy(limit=1000000.0), "policies[1].limit", "decimal string"),
     "zero_limit": (_policy(limit="0"), "policies[1].limit", "greater than zero"),
     "unknown_currency": (_policy(currency="USD"), "policies[1].currency",
-                         "unknown currency 'USD'"),
+                         'unknown currency "USD"'),
     "same_policy_twice": (_policy(policy_id="P-0", insurer="Other"), "policies[1].policy_id",
                           'policy "P-0" appears twice'),
     "no_utc_offset": (_policy(period_end="2026-04-01T00:00:00"), "policies[1].period_end",
@@ -280,9 +280,10 @@ def test_bad_insurance_register_is_exit_2_naming_the_field_and_stores_no_policy(
     before = snapshot(ledger)
     refused = cli("--db", _url(ledger), "insurance", "load", str(path))
     # The line of the field in the second policy, for errors found while reading the file;
-    # those found against the ledger (currency, limit) name the field only.
+    # those found against the ledger (currency, the limit's decimals) name the field only.
     line = {"empty_period": ":19", "inverted_period": ":19", "no_utc_offset": ":19",
             "float_share": ":17", "share_above_one": ":17", "zero_share": ":17",
+            "float_limit": ":16", "zero_limit": ":16",
             "same_policy_twice": ":13"}.get(case, "")
     _assert_refused(refused, f"{path}{line}: {field}: ", reason)
     assert _policy_ids(ledger) == []
@@ -309,7 +310,7 @@ def test_reloading_a_policy_with_other_terms_is_exit_2_and_keeps_the_first(
     before = snapshot(ledger)
     refused = cli("--db", db, "insurance", "load", str(changed))
     _assert_refused(refused, f"{changed}: policies[1].policy_id: ",
-                    "policy 'P-1' is already registered with other terms")
+                    'policy "P-1" is already registered with other terms')
     assert snapshot(ledger) == before
     assert json.loads(cli("--db", db, "insurance", "list", "--format", "json").stdout) == registered
 

@@ -15,9 +15,10 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
-from ledger.errors import EnvironmentFailure, InputError
+from ledger.errors import EnvironmentFailure, InputError, shown
 
 DEFAULT_URL = "sqlite:///segledger.db"
+URL_FORMS = "sqlite:///FILE or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
 SQLITE_BUSY_TIMEOUT_S = 60
 WRITE_OPTION = "segledger_write"
 POSTGRES_CONNECT_TIMEOUT_S = 10
@@ -30,15 +31,22 @@ def resolve_url(url: str | None) -> str:
 
 def normalize_url(url: str) -> str:
     """postgresql:// and postgresql+psycopg:// both mean psycopg 3."""
+    # The URL itself is never echoed: it may hold a password, and a URL that does not parse
+    # cannot be told where its password is to mask it.
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise InputError(f"not a database URL: {url!r}", field="--db") from None
+        raise InputError(f"not a database URL (write {URL_FORMS}; the URL is not shown, as it "
+                         "may hold a password)", field="--db") from None
+    except ValueError:
+        # SQLAlchemy reads the port with int(): "host:abc" is a ValueError, not a parse error.
+        raise InputError(f"the port of the database URL is not a number (write {URL_FORMS})",
+                         field="--db") from None
     if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     elif parsed.drivername not in ("sqlite", "sqlite+pysqlite"):
         raise InputError(
-            f"unsupported database {parsed.drivername!r}: use sqlite:/// or postgresql://",
+            f"unsupported database {shown(parsed.drivername)}: use sqlite:/// or postgresql://",
             field="--db",
         )
     return parsed.render_as_string(hide_password=False)

@@ -44,7 +44,9 @@ class AccountFilter:
         if self.codes:
             query = query.where(accounts.c.code.in_(self.codes))
         if self.prefix:
-            query = query.where(accounts.c.code.startswith(self.prefix, autoescape=True))
+            # Not LIKE: SQLite's LIKE ignores case, and codes differing in case are distinct.
+            query = query.where(
+                func.substr(accounts.c.code, 1, len(self.prefix)) == self.prefix)
         if self.assets:
             query = query.where(accounts.c.asset.in_(self.assets))
         if self.pool is not None:

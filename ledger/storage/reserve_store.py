@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, exists, func, or_, select
 from sqlalchemy.sql import Select
 
-from ledger.errors import InputError
+from ledger.errors import InputError, shown
 from ledger.model import Purpose, Role
 from ledger.money import parse_amount
 from ledger.reserves import Policy, PolicyDraft
@@ -204,7 +204,7 @@ def load_register(engine: Engine, drafts: Sequence[PolicyDraft], source: str) ->
         for draft in drafts:
             where = f"policies[{draft.index}]"
             if draft.currency not in assets:
-                raise InputError(f"unknown currency {draft.currency!r}", source=source,
+                raise InputError(f"unknown currency {shown(draft.currency)}", source=source,
                                  field=f"{where}.currency")
             try:
                 limit_minor = parse_amount(draft.limit, assets[draft.currency].scale)
@@ -216,7 +216,7 @@ def load_register(engine: Engine, drafts: Sequence[PolicyDraft], source: str) ->
             digest = draft.content_hash(limit_minor)
             if draft.policy_id in existing:
                 if existing[draft.policy_id] != digest:
-                    raise InputError(f"policy {draft.policy_id!r} is already registered with "
+                    raise InputError(f"policy {shown(draft.policy_id)} is already registered with "
                                      "other terms; register a new term under a new policy id",
                                      source=source, field=f"{where}.policy_id")
                 unchanged += 1

@@ -7,7 +7,7 @@ import csv
 import io
 import re
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -15,6 +15,7 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 from ledger.errors import InputError, shown
 from ledger.files import text_of, without_bom
 from ledger.json_input import field_path, from_pydantic, iso_text, loads_strict, locate
+from ledger.money import PLAIN_DECIMAL
 from reconcile.evidence import Observation
 
 CSV_COLUMNS = ["account", "as_of", "amount", "source"]
@@ -60,6 +61,10 @@ def parse_json(content: bytes, source: str) -> list[Observation]:
             items = _FileIn.model_validate(raw).observations
         except ValidationError as error:
             raise from_pydantic(error, _FileIn) from None
+        if not items:
+            # As for a CSV with a header only: a snapshot of nothing is a broken export, and
+            # read as "no balances seen" it would hide every account it should have listed.
+            raise InputError("no observations in the file", field="observations")
         return [_observation(item, source, f"observations[{n}]", None)
                 for n, item in enumerate(items)]
     except InputError as error:
@@ -123,13 +128,24 @@ def _observation(item: Any, source: str, where: str, line: int | None) -> Observ
         path = field_path([part for part in (where, problem.field) if part])
         raise InputError(problem.reason, source=source, line=line, field=path or None) from None
     try:
-        amount = Decimal(parsed.amount.strip())
-    except InvalidOperation:
-        amount = Decimal("NaN")
-    if not amount.is_finite():
-        raise InputError(f"amount {shown(parsed.amount, 40)} is not a decimal number such as "
-                         "\"12.5\"", source=source, line=line,
-                         field=f"{where}.amount" if where else "amount")
+        amount = _amount(parsed.amount)
+    except InputError as error:
+        raise error.located(source=source, line=line,
+                            field=f"{where}.amount" if where else "amount") from None
     return Observation(
         source=source, kind="observation", account={"account": parsed.account}, currency="",
         amount=amount, as_of=parsed.as_of, facts={"reported_by": parsed.source})
+
+
+def _amount(text: str) -> Decimal:
+    """A balance as plain ASCII digits with an optional fraction. No exponent: "1E+999999999"
+    is one short string and a number no one can hold in minor units. No sign: what a custodian
+    holds for us is never below zero, so "-3" is a broken export, not a balance. No spaces,
+    "_" or non-ASCII digits, which Decimal() would quietly read."""
+    if text.startswith("-") and PLAIN_DECIMAL.fullmatch(text[1:]):
+        raise InputError(f"{text} is negative: a custodian balance is never below zero")
+    if not PLAIN_DECIMAL.fullmatch(text):
+        raise InputError(f"{shown(text, 40)} is not a plain decimal number such as "
+                         "\"12.5\" (digits and at most one point; no sign, exponent, spaces "
+                         "or separators)")
+    return Decimal(text)
