@@ -341,7 +341,8 @@ def run_demo(url: str | None, directory: Path = DEMO_DIRECTORY) -> None:
         service.post_file(engine, str(refused))
         console.print("[red]the firewall let a company expense consume customer money[/]")
     except InputError as error:
-        console.print(f"[bold]Refused, as it must be[/]: {error.render()}")
+        # One line whatever its length: the message is what a reader greps for.
+        console.print(f"[bold]Refused, as it must be[/]: {error.render()}", soft_wrap=True)
     with engine.connect() as connection:
         _print_tables(console, connection)
     _reconcile(console, engine, directory, entries_path)
@@ -448,12 +449,14 @@ def _reconcile(console: Console, engine: Any, directory: Path, entries_path: Pat
                   f"[{'green' if result['status'] == 'clean' else 'red'}]{result['status']}[/]")
     for found in result["breaks"]:
         console.print(f"  break: {found['account']} {found['kind']} {found['difference']} "
-                      f"{found['asset']} (open since {found['open_since']})")
+                      f"{found['asset']} (open since {found['open_since']})", soft_wrap=True)
     matching = result["matching"].get(trust)
     if matching:
         for item in matching["unmatched_external"]:
             console.print(f"  explained by the statement line {item['amount']} JPY "
-                          f"\"{item['description']}\", which the ledger has not booked")
+                          f"\"{item['description']}\", which the ledger has not booked",
+                          soft_wrap=True)
     failed = [c for c in result["checks"] if c["status"] == "fail"]
     console.print(f"  checks: {len(result['checks']) - len(failed)} pass, {len(failed)} fail"
-                  + "".join(f"\n  fail: {c['rule']} {c['asset']}: {c['detail']}" for c in failed))
+                  + "".join(f"\n  fail: {c['rule']} {c['asset']}: {c['detail']}" for c in failed),
+                  soft_wrap=True)

@@ -54,7 +54,32 @@ def regtest_node() -> Iterator[RegtestNode]:
     binary = litecoind_binary()
     if binary is None:
         raise FileNotFoundError("litecoind is not installed")
-    datadir = Path(tempfile.mkdtemp(prefix="segledger-ltc-"))
+    for attempt in range(3):
+        # Another process (another pytest-xdist worker's node, say) may take the RPC port
+        # between _free_port and the node's bind: then try another one.
+        datadir = Path(tempfile.mkdtemp(prefix="segledger-ltc-"))
+        process, node = _start(binary, datadir)
+        try:
+            _wait_ready(process, node)
+            break
+        except _PortTaken:
+            _stop(process, node, datadir)
+            if attempt == 2:
+                raise
+        except BaseException:
+            _stop(process, node, datadir)
+            raise
+    try:
+        yield node
+    finally:
+        _stop(process, node, datadir)
+
+
+class _PortTaken(RuntimeError):
+    pass
+
+
+def _start(binary: str, datadir: Path) -> tuple[subprocess.Popen[bytes], RegtestNode]:
     rpc_port, p2p_port = _free_port(), _free_port()
     user, password = "segledger", os.urandom(8).hex()
     process = subprocess.Popen(
@@ -63,26 +88,33 @@ def regtest_node() -> Iterator[RegtestNode]:
          "-dnsseed=0", "-discover=0", "-txindex=1", "-fallbackfee=0.0001",
          f"-rpcuser={user}", f"-rpcpassword={password}", "-printtoconsole=0"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    node = RegtestNode(f"http://127.0.0.1:{rpc_port}", user, password)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"litecoind exited: {process.stderr.read().decode()[-2000:]}")
-            try:
-                node.call("getblockchaininfo")
-                break
-            except (httpx.HTTPError, RuntimeError, ValueError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
-        yield node
-    finally:
-        # Stopping a node that is already down is fine.
-        with contextlib.suppress(Exception):
-            node.call("stop")
+    return process, RegtestNode(f"http://127.0.0.1:{rpc_port}", user, password)
+
+
+def _wait_ready(process: subprocess.Popen[bytes], node: RegtestNode) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        if process.poll() is not None:
+            assert process.stderr is not None
+            said = process.stderr.read().decode(errors="replace")
+            error = _PortTaken if "bind" in said.lower() else RuntimeError
+            raise error(f"litecoind exited: {said[-2000:]}")
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        shutil.rmtree(datadir, ignore_errors=True)
+            node.call("getblockchaininfo")
+            return
+        except (httpx.HTTPError, RuntimeError, ValueError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+def _stop(process: subprocess.Popen[bytes], node: RegtestNode, datadir: Path) -> None:
+    # Stopping a node that is already down is fine.
+    with contextlib.suppress(Exception):
+        node.call("stop")
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    shutil.rmtree(datadir, ignore_errors=True)
