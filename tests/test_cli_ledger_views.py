@@ -109,7 +109,6 @@ def test_balances_filters_pick_the_accounts(ledger: Engine) -> None:
     assert _balances(db) == ALL_NOW
     assert _balances(db, "--prefix", "customer:c-001:") == {
         "customer:c-001:BTC": ("BTC", "0.50000000"), C1: ("JPY", "119200")}
-    # --account is exact: "customer:c-00" names no account, so it is refused, not a prefix.
     assert _balances(db, "--account", C2, "--account", "equity:capital:JPY") == {
         C2: ("JPY", "200000"), "equity:capital:JPY": ("JPY", "1000000")}
     assert _balances(db, "--asset", "BTC") == {
@@ -323,9 +322,11 @@ def test_period_close_twice_is_harmless_and_period_list_shows_each(ledger: Engin
 BAD_INPUT = [
     (("balances", "--asset", "XYZ"), "--asset", "unknown asset XYZ"),
     (("balances", "--asset", "JPY", "--asset", "DOGE"), "--asset", "unknown asset DOGE"),
-    (("balances", "--account", "customer:c-00"), "--account", "unknown account customer:c-00"),
-    (("balances", "--pool", "clients"), "--pool", "'clients' is not one of customer, company"),
-    (("balances", "--role", "owner"), "--role", "'owner' is not one of custody"),
+    (("balances", "--account", "vendor:x"), "--account", "unknown account vendor:x"),
+    (("balances", "--account", "customer:c-00", "--account", C2), "--account",
+     "unknown account customer:c-00"),
+    (("balances", "--pool", "clients"), "--pool", '"clients" is not one of customer, company'),
+    (("balances", "--role", "owner"), "--role", '"owner" is not one of custody'),
     (("balances", "--as-of", "yesterday"), "--as-of", "not an ISO 8601 time"),
     (("balances", "--as-of", "2025-11-25T09:00:00"), "--as-of", "UTC offset"),
     (("register", "customer:c-404:JPY"), "ACCOUNT", "unknown account customer:c-404:JPY"),
@@ -354,3 +355,15 @@ def test_bad_input_is_exit_2_naming_the_option_and_writes_nothing(ledger: Engine
         assert lines[0].startswith(f"error: {option}: "), (args, lines[0])
         assert reason in lines[0], (args, lines[0])
     assert snapshot(ledger) == before
+
+
+def test_an_account_that_is_only_a_prefix_is_read_as_one_with_a_notice(ledger: Engine) -> None:
+    """`--account` took a prefix until this release: one value that names no account exactly
+    but starts some is still read as a prefix, and stderr says to write --prefix."""
+    db = _url(ledger)
+    run = cli("--db", db, "balances", "--account", "customer:c-001:", "--format", "json")
+    assert run.returncode == 0, run.stderr
+    assert {row["account"]: row["balance"] for row in json.loads(run.stdout)} == {
+        "customer:c-001:BTC": "0.50000000", C1: "119200"}
+    assert run.stderr == ("note: --account customer:c-001: names no account exactly; read as a "
+                          "prefix, as before (deprecated: write --prefix)\n")
