@@ -63,6 +63,14 @@ def entry(key: str, kind: str, *lines: tuple[str, str, str], at: str = T0,
 
 THEFT = {"incident": "INC-1", "incident_kind": "theft"}
 
+# A day's close, its price file and an insurance policy, shared by the rulebook CLI tests.
+AS_OF = "2025-11-25T23:59:59+09:00"
+PRICES: dict[str, Any] = {"quote": "JPY", "as_of": AS_OF, "prices": {"BTC": "15000000"}}
+POLICY: dict[str, Any] = {"policy_id": "P-1", "insurer": "Tokio Marine", "currency": "JPY",
+                          "limit": "1000000000", "covered_share": "0.8",
+                          "period_start": "2025-04-01T00:00:00+09:00",
+                          "period_end": "2026-04-01T00:00:00+09:00"}
+
 
 def deposit(key: str, customer: str, amount: str, asset: str = "JPY", at: str = T0) -> dict[str, Any]:
     custody = "custody:customer:trust:JPY" if asset == "JPY" else "custody:customer:hot:BTC"

@@ -22,16 +22,10 @@ from ledger.storage.reading import close_period
 from ledger.storage.schema import entries
 from reconcile.chains import parse_chain_config
 from reconcile.evidence import EvidenceFile
-from tests.helpers import CHART, cli, deposit, entry, post, snapshot
+from tests.helpers import AS_OF, CHART, POLICY, PRICES, cli, deposit, entry, post, snapshot
 
 TRUST, HOT = "custody:customer:trust:JPY", "custody:customer:hot:BTC"
 BOM = b"\xef\xbb\xbf"
-AS_OF = "2025-11-25T23:59:59+09:00"
-PRICES: dict[str, Any] = {"quote": "JPY", "as_of": AS_OF, "prices": {"BTC": "15000000"}}
-POLICY: dict[str, Any] = {"policy_id": "P-1", "insurer": "Tokio Marine", "currency": "JPY",
-                          "limit": "1000000000", "covered_share": "0.8",
-                          "period_start": "2025-04-01T00:00:00+09:00",
-                          "period_end": "2026-04-01T00:00:00+09:00"}
 
 
 @pytest.fixture

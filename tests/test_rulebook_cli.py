@@ -13,14 +13,7 @@ from sqlalchemy import Engine, text
 
 from ledger.chart import parse_chart
 from ledger.storage.chart_store import load_chart
-from tests.helpers import CHART, cli, deposit, post, snapshot
-
-AS_OF = "2025-11-25T23:59:59+09:00"
-PRICES: dict[str, Any] = {"quote": "JPY", "as_of": AS_OF, "prices": {"BTC": "15000000"}}
-POLICY: dict[str, Any] = {"policy_id": "P-1", "insurer": "Tokio Marine", "currency": "JPY",
-                          "limit": "1000000000", "covered_share": "0.8",
-                          "period_start": "2025-04-01T00:00:00+09:00",
-                          "period_end": "2026-04-01T00:00:00+09:00"}
+from tests.helpers import AS_OF, CHART, POLICY, PRICES, cli, deposit, post, snapshot
 
 
 @pytest.fixture
