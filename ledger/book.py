@@ -50,6 +50,21 @@ class Effect:
     links: tuple[IncidentLink, ...] = ()
 
 
+@dataclass(frozen=True)
+class Freeze:
+    """The administration's cut-off (DESIGN.md invariant 6): once frozen, the ledger takes
+    only distributions dated after the cut-off and the batches the administrator records with
+    a reason. The database enforces the same rule (migration 0006)."""
+
+    cutoff: datetime
+    administrator: str
+    case_no: str | None = None
+
+    def describe(self) -> str:
+        case = f" (case {self.case_no})" if self.case_no else ""
+        return f"frozen at {self.cutoff.isoformat()} by {self.administrator}{case}"
+
+
 @dataclass
 class Book:
     assets: Mapping[str, Asset]
@@ -60,6 +75,8 @@ class Book:
     incidents: dict[str, KnownIncident] = field(default_factory=dict)
     closed_through: datetime | None = None
     max_minor: int = 2**63 - 1
+    freeze: Freeze | None = None
+    admin_record: bool = False  # the batch is the administrator's, recorded with a reason
 
     def fmt(self, asset: str, minor: int) -> str:
         return f"{format_amount(minor, self.assets[asset].scale)} {asset}"
@@ -67,8 +84,7 @@ class Book:
 
 def effect_of(entry: Entry, book: Book) -> Effect:
     """Check one resolved entry against the book; raise InputError naming the field."""
-    # No exception yet: the administrator's distributions after a cut-off come with the
-    # administration work, which will carry its own authority to post into a closed period.
+    _check_freeze(entry, book)
     if book.closed_through is not None and entry.effective_at <= book.closed_through:
         raise InputError(
             f"{entry.effective_at.isoformat()} falls in a closed period "
@@ -92,6 +108,22 @@ def effect_of(entry: Entry, book: Book) -> Effect:
     links = () if reference is None else tuple(links_of(
         entry, reference, balance_deltas, coverage_deltas, changes, book.accounts))
     return Effect(dict(balance_deltas), dict(coverage_deltas), reference, links)
+
+
+def _check_freeze(entry: Entry, book: Book) -> None:
+    freeze = book.freeze
+    if freeze is None or book.admin_record:
+        return
+    if entry.type is EntryType.DISTRIBUTION and entry.effective_at > freeze.cutoff:
+        return
+    if entry.type is EntryType.DISTRIBUTION:
+        reason = (f"a distribution must be dated after the cut-off, "
+                  f"not {entry.effective_at.isoformat()}")
+    else:
+        reason = (f"{entry.type.value} entries are refused; only distributions dated after the "
+                  "cut-off and the administrator's records (`segledger admin record FILE "
+                  "--reason …`) are accepted")
+    raise InputError(f"the ledger is {freeze.describe()}: {reason}", field="type")
 
 
 def _check_balances(entry: Entry, book: Book, deltas: Mapping[str, int]) -> None:

@@ -31,6 +31,7 @@ from ledger.storage.rows import (
     insert_accounts,
     load_accounts,
     load_assets,
+    load_freeze,
     max_minor,
     utcnow,
 )
@@ -85,13 +86,16 @@ def post_batch(
     sha256: str,
     use_copy: bool | None = None,
     progress: Progress | None = None,
+    admin_reason: str | None = None,
 ) -> PostResult:
-    """Post all drafts or none. `use_copy` picks PostgreSQL's COPY path (default: on PG)."""
+    """Post all drafts or none. `use_copy` picks PostgreSQL's COPY path (default: on PG).
+    `admin_reason` marks the batch as the administrator's record, accepted after a freeze."""
     copy = _use_copy(engine, use_copy)
 
     def attempt() -> PostResult:
         with for_writing(engine).begin() as connection:
-            return _post(connection, drafts, source, sha256, copy, progress, None)[0]
+            return _post(connection, drafts, source, sha256, copy, progress, None,
+                         admin_reason)[0]
 
     return _retrying(attempt, source)
 
@@ -186,6 +190,7 @@ def _post(
     copy: bool,
     progress: Progress | None,
     errors: ErrorLog | None,
+    admin_reason: str | None = None,
 ) -> tuple[PostResult, PreparedBatch]:
     """Load, lock, check and write one batch in the caller's transaction. With `errors`
     (a check), invalid entries are logged and left out, and the valid ones still written, so
@@ -216,6 +221,8 @@ def _post(
         closed_through=closed_through(connection),
         max_minor=max_minor(connection),
         incidents=_load_incidents(connection, drafts),
+        freeze=load_freeze(connection),
+        admin_record=admin_reason is not None,
     )
     if progress:
         progress("check", 0, len(drafts))
@@ -225,7 +232,7 @@ def _post(
     if not batch.entries:
         return PostResult(0, 0, batch.skipped, None), batch
     batch_id = _write(connection, batch, posted_ids, locked, known, source, sha256, now, copy,
-                      progress)
+                      progress, admin_reason)
     for problem in _check_history(connection, batch, locked, known, assets):
         if errors is None:
             raise problem
@@ -310,10 +317,12 @@ def _write(
     now: datetime,
     copy: bool,
     progress: Progress | None,
+    admin_reason: str | None,
 ) -> int:
     batch_key = connection.execute(batches.insert().values(
         source=source[:500], sha256=sha256, entry_count=len(batch.entries),
         posting_count=batch.posting_count, skipped_count=batch.skipped, recorded_at=now,
+        admin_reason=admin_reason,
     )).inserted_primary_key
     assert batch_key is not None
     batch_id = batch_key[0]

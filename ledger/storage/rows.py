@@ -10,9 +10,10 @@ from sqlalchemy import Connection, Row, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Insert
 
+from ledger.book import Freeze
 from ledger.model import Account, Asset, AssetKind, Location, Pool, Purpose, Role
 from ledger.money import POSTGRES_MAX_MINOR, SQLITE_MAX_MINOR
-from ledger.storage.schema import accounts, assets, balances, closed_periods, coverage
+from ledger.storage.schema import accounts, administration, assets, balances, closed_periods, coverage
 
 T = TypeVar("T")
 # Bound parameters per IN list: well under SQLite's 32,766 and PostgreSQL's 65,535.
@@ -115,3 +116,11 @@ def closed_through(connection: Connection) -> datetime | None:
         # SQLite's max() returns the stored text, which the column type did not get to convert.
         value = value.replace(tzinfo=UTC)
     return value
+
+
+def load_freeze(connection: Connection) -> Freeze | None:
+    """The administration's freeze, if the ledger is frozen."""
+    row = connection.execute(select(administration)).first()
+    if row is None:
+        return None
+    return Freeze(row.cutoff, row.administrator, row.case_no)

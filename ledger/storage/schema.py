@@ -54,6 +54,8 @@ batches = Table(
     Column("posting_count", Integer, nullable=False),
     Column("skipped_count", Integer, nullable=False),
     Column("recorded_at", UTCDateTime, nullable=False),
+    # Set when the administrator records the batch after a freeze (migration 0006).
+    Column("admin_reason", Text),
 )
 
 entries = Table(
@@ -166,4 +168,67 @@ ledger_meta = Table(
     Column("key", String(64), primary_key=True),
     Column("value", String(200), nullable=False),
     Column("set_at", UTCDateTime, nullable=False),
+)
+
+
+# --- bankruptcy administration (migration 0006) ---------------------------------------------
+
+administration = Table(
+    "administration", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("case_no", String(100)),
+    Column("administrator", String(200), nullable=False),
+    Column("cutoff", UTCDateTime, nullable=False),
+    Column("frozen_at", UTCDateTime, nullable=False),
+)
+
+admin_prices = Table(
+    "admin_prices", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("quote", String(20), ForeignKey("assets.code"), nullable=False),
+    Column("as_of", UTCDateTime, nullable=False),
+    Column("prices", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("source", String(500), nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+)
+
+admin_elections = Table(
+    "admin_elections", metadata,
+    Column("creditor", String(100), primary_key=True),
+    Column("option", String(10), nullable=False),
+    Column("payment", String(10), nullable=False),
+    Column("source", String(500), nullable=False),
+    Column("loaded_at", UTCDateTime, nullable=False),
+)
+
+admin_disputes = Table(
+    "admin_disputes", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("creditor", String(100), nullable=False),
+    Column("asset", String(20), ForeignKey("assets.code"), nullable=False),
+    Column("event", String(10), nullable=False),  # claim | ruling
+    Column("claimed_minor", MinorUnits, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("allowed_minor", MinorUnits, nullable=False),
+    Column("source", String(500), nullable=False),
+    Column("loaded_at", UTCDateTime, nullable=False),
+)
+
+admin_plans = Table(
+    "admin_plans", metadata,
+    Column("plan_hash", String(64), primary_key=True),
+    Column("document", Text, nullable=False),
+    Column("run_id", String(40)),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+admin_confirmations = Table(
+    "admin_confirmations", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("entry_key", String(128), ForeignKey("entries.key"), nullable=False, unique=True),
+    Column("reference", String(200), nullable=False),
+    Column("sent_at", UTCDateTime),
+    Column("source", String(500), nullable=False),
+    Column("loaded_at", UTCDateTime, nullable=False),
 )
