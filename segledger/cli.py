@@ -13,7 +13,7 @@ from ledger.errors import InputError
 from ledger.model import Location
 from ledger.money import format_amount
 from ledger.storage.reading import CoverageRow
-from segledger import ledger_cli, reconcile_cli, report_cli
+from segledger import admin_cli, ledger_cli, reconcile_cli, report_cli
 from segledger.common import EXIT_INPUT, EXIT_PROBLEM, State, db_url, handled, progress_bar
 from segledger.output import Column, Format, emit, set_zone, show_time
 
@@ -228,3 +228,4 @@ def main() -> None:
 app.add_typer(reconcile_cli.app, name="reconcile")
 app.add_typer(report_cli.report_app, name="report")
 app.add_typer(report_cli.insurance_app, name="insurance")
+app.add_typer(admin_cli.admin_app, name="admin")
