@@ -6,8 +6,11 @@ the plan as properties over random inputs.
 
 from __future__ import annotations
 
+import json
 import random
 from collections import defaultdict
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -21,9 +24,11 @@ from ledger.administration.plan import (
     Dispute,
     Election,
     Plan,
+    PlanBasis,
     PlanInputs,
     PlanRules,
     canonical_json,
+    first_difference,
     plan,
     plan_hash,
     replan,
@@ -284,6 +289,100 @@ def test_canonical_json_writes_amounts_as_digit_strings_and_prices_without_trail
     same = PlanRules("JPY", 0, 0, Decimal("0.21"), {"BTC": Decimal("749318.83"), "JPY": Decimal(1)})
     assert plan_hash(plan(PlanInputs(inputs.claims, inputs.pools, same, 7))) == \
         plan_hash(plan(inputs))
+
+
+# --- the plan without rules, and the basis it was computed from -----------------------------
+
+BASIS = PlanBasis(datetime(2014, 2, 28, 8, 0, tzinfo=UTC), "Nobuaki Kobayashi", "H26-3", None,
+                  "a" * 64, "custody:company:operating:JPY", "expense:administration:JPY")
+
+
+def test_a_plan_without_rules_is_tier1_only_and_says_so_in_its_canonical_form() -> None:
+    inputs = PlanInputs(MTGOX.claims, MTGOX.pools, None, 0)
+    result = plan(inputs)
+    assert result.tier1 == plan(MTGOX).tier1  # the same pools pay the same claims
+    assert (result.rules, result.estate_minor, result.valuations, result.tier2) == \
+        (None, None, (), None)
+    document = json.loads(canonical_json(result))
+    assert (document["rules"], document["estate_minor"], document["tier2"],
+            document["basis"]) == (None, None, None, None)
+    assert document["valuations"] == [] and document["disputes"] == []
+
+
+@pytest.mark.parametrize("changes", [{"estate_minor": 5},
+                                     {"elections": (Election("alice", "early", "fiat"),)},
+                                     {"disputes": (Dispute("frank", "BTC", 1),)}])
+def test_a_plan_without_rules_refuses_what_only_tier2_uses(changes: dict[str, Any]) -> None:
+    with pytest.raises(InputError, match="a plan without rules is tier 1 only"):
+        PlanInputs(MTGOX.claims, MTGOX.pools, None, **{"estate_minor": 0, **changes})
+
+
+def test_the_hash_commits_to_the_basis_the_inputs_came_from() -> None:
+    based = plan(replace(MTGOX, basis=BASIS))
+    document = json.loads(canonical_json(based))
+    assert document["basis"] == {
+        "cutoff": "2014-02-28T08:00:00+00:00", "case": "H26-3",
+        "administrator": "Nobuaki Kobayashi", "run_id": None, "pool_source": "ledger",
+        "prices_sha256": "a" * 64, "pay_from": "custody:company:operating:JPY",
+        "charge_to": "expense:administration:JPY"}
+    hashes = {plan_hash(plan(MTGOX)), plan_hash(based)}
+    for changed in (replace(BASIS, cutoff=BASIS.cutoff + timedelta(seconds=1)),
+                    replace(BASIS, run_id="run-7"), replace(BASIS, prices_sha256="b" * 64),
+                    replace(BASIS, case_no=None), replace(BASIS, administrator="Someone Else"),
+                    replace(BASIS, charge_to="expense:other:JPY")):
+        hashes.add(plan_hash(plan(replace(MTGOX, basis=changed))))
+    assert len(hashes) == 8  # every change of the basis is another plan
+    # The same instant written with another offset is the same plan.
+    tokyo = replace(BASIS, cutoff=BASIS.cutoff.astimezone(timezone(timedelta(hours=9))))
+    assert plan_hash(plan(replace(MTGOX, basis=tokyo))) == plan_hash(based)
+    assert json.loads(canonical_json(plan(replace(MTGOX, basis=replace(BASIS, run_id="r"))))
+                      )["basis"]["pool_source"] == "run"
+
+
+@pytest.mark.parametrize(("build", "message"), [
+    (lambda: replace(BASIS, cutoff=datetime(2014, 2, 28)), "the cut-off must be a time with its"),
+    (lambda: replace(BASIS, prices_sha256="ABC"), 'prices_sha256 "ABC" is not a SHA-256'),
+    (lambda: replace(BASIS, charge_to=None), "pay_from and charge_to go together"),
+    (lambda: replace(BASIS, pay_from="no spaces allowed"), "pay_from \"no spaces allowed\""),
+    (lambda: replace(BASIS, administrator=" "), "the administrator must be named"),
+])
+def test_a_bad_basis_is_refused_when_it_is_built(build: Any, message: str) -> None:
+    with pytest.raises(InputError) as caught:
+        build()
+    assert message in str(caught.value)
+
+
+def _edited(edit: Any) -> tuple[Any, Any]:
+    stored = json.loads(canonical_json(plan(MTGOX)))
+    given = json.loads(canonical_json(plan(MTGOX)))
+    edit(given)
+    return given, stored
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda d: d["tier1"]["lines"][0].update(paid_minor="1"),
+     'tier1.lines[0].paid_minor is "1", the stored plan has "66666666"'),
+    (lambda d: d["tier1"]["lines"][0].update(paid_minor=0.5),
+     "tier1.lines[0].paid_minor is the float 0.5 (a number; an amount is a whole number of "
+     "minor units written in quotes)"),
+    (lambda d: d["tier1"]["lines"][0].update(paid_minor="-66666666"), "(negative)"),
+    (lambda d: d["tier1"]["lines"][0].update(paid_minor="lots"),
+     "(not a whole number of minor units)"),
+    (lambda d: d["tier2"]["lines"][0].update(creditor="mallory"),
+     'tier2.lines[0]: creditor "mallory" is not in the stored plan'),
+    (lambda d: d["tier1"]["lines"].append(dict(d["tier1"]["lines"][0])),
+     'tier1.lines[9]: creditor "alice" asset "BCH" appears twice'),
+    (lambda d: d["tier1"]["lines"][0].update(asset="XRP"),
+     'tier1.lines[0]: creditor "alice" asset "XRP" is not in the stored plan'),
+    (lambda d: d["tier1"]["lines"].pop(), 'creditor "frank" asset "USD" of the stored plan is '
+                                          "missing"),
+    (lambda d: d.update(note="mine"), "note: not a field of a plan"),
+    (lambda d: d.pop("rules"), "rules: missing (the stored plan has an object)"),
+])
+def test_first_difference_names_the_field_an_edit_changed(edit: Any, message: str) -> None:
+    given, stored = _edited(edit)
+    assert message in (first_difference(given, stored) or "")
+    assert first_difference(stored, json.loads(canonical_json(plan(MTGOX)))) is None
 
 
 # --- user errors: values with a message naming the creditor and the asset ---------------------
