@@ -8,13 +8,15 @@ given); the byte-order mark is dropped only where the bytes become text, by `tex
 from __future__ import annotations
 
 import codecs
+import csv
 import hashlib
+import io
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from ledger.errors import InputError
+from ledger.errors import InputError, shown
 
 # One limit for every file read whole. Entry files are streamed instead: their limits are per
 # line and per batch (ledger.entries), since a day's batch may be far larger than this.
@@ -78,6 +80,65 @@ def text_of(content: bytes, source: str) -> str:
         column = error.start - (body.rfind(b"\n", 0, error.start) + 1) + 1
         raise InputError(f"not UTF-8 text (byte {column} of the line); save the file as UTF-8",
                          source=source, line=line) from None
+
+
+def csv_table(text: str, source: str, *, what: str, columns: Sequence[str],
+              required: Sequence[str] | None = None,
+              max_rows: int) -> list[tuple[int, dict[str, str]]]:
+    """The rows of a CSV file read by its header, each as (line number, column → cell).
+
+    The header names `columns` in any order (those not in `required` may be left out; all
+    are required by default). Blank lines are skipped; a row with another number of values,
+    a malformed quote, more than `max_rows` rows, or no row at all is refused, naming the line.
+    """
+    needed = list(columns) if required is None else list(required)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    found: list[tuple[int, dict[str, str]]] = []
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise InputError(f"empty file: the first line names the columns "
+                             f"{', '.join(needed)}", source=source)
+        names = _csv_header(header, source, columns, needed)
+        for cells in reader:
+            if not cells or cells == [""]:
+                continue  # a blank line
+            line = reader.line_num
+            if len(cells) != len(names):
+                raise InputError(f"this row has {len(cells)} values, the header names "
+                                 f"{len(names)} columns", source=source, line=line)
+            found.append((line, dict(zip(names, cells, strict=True))))
+            if len(found) > max_rows:
+                raise InputError(f"more than {max_rows:,} rows", source=source, line=line)
+    except csv.Error as error:
+        problem = ("a value is longer than the CSV reader's limit" if "larger" in str(error)
+                   else "a quoted value is not closed, or a line break is inside a value")
+        raise InputError(f"malformed CSV: {problem}", source=source,
+                         line=reader.line_num) from None
+    if not found:
+        raise InputError(f"no {what} in the file", source=source)
+    return found
+
+
+def _csv_header(header: Sequence[str], source: str, columns: Sequence[str],
+                required: Sequence[str]) -> list[str]:
+    names = [cell.strip().lower() for cell in header]
+    optional = [column for column in columns if column not in required]
+    expected = (f"the columns are {', '.join(columns)}, in any order"
+                + (f" ({', '.join(optional)} may be left out)" if optional else ""))
+    for name in names:
+        if names.count(name) > 1:
+            raise InputError(f"column {name} appears twice in the header", source=source, line=1)
+    unknown = [name for name in names if name not in columns]
+    if unknown:
+        raise InputError(f"unknown column{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(shown(name) for name in unknown)}: {expected}",
+                         source=source, line=1)
+    missing = [name for name in required if name not in names]
+    if missing:
+        raise InputError(f"missing column{'s' if len(missing) > 1 else ''} "
+                         f"{', '.join(missing)}: {expected}", source=source, line=1)
+    return names
 
 
 def unreadable(error: OSError, source: str) -> InputError:

@@ -15,8 +15,6 @@ the line and the field.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -24,6 +22,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from ledger import files
 from ledger.errors import InputError, shown
 from ledger.files import text_of
 from ledger.json_input import from_pydantic, kind_of, line_of, loads_strict, locate
@@ -185,7 +184,8 @@ def _rows(text: str, source: str, name: str, document: type[BaseModel], model: t
         items: list[Row] = getattr(parsed, name)
         return [(f"{name}[{index}]", None, row) for index, row in enumerate(items)]
     return [("", line, _csv_row(model, cells, source, line))
-            for line, cells in _csv_cells(text, source, name, columns, required)]
+            for line, cells in files.csv_table(text, source, what=name, columns=columns,
+                                               required=required, max_rows=MAX_LINES)]
 
 
 def _csv_row(model: type[Row], cells: Mapping[str, str], source: str, line: int) -> Row:
@@ -194,53 +194,3 @@ def _csv_row(model: type[Row], cells: Mapping[str, str], source: str, line: int)
                                      if not (key == "allowed" and value == "")})
     except ValidationError as error:
         raise from_pydantic(error, model).located(source=source, line=line) from None
-
-
-def _csv_cells(text: str, source: str, name: str, columns: Sequence[str],
-               required: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    found: list[tuple[int, dict[str, str]]] = []
-    try:
-        header = next(reader, None)
-        if header is None:
-            raise InputError(f"empty file: the first line names the columns "
-                             f"{', '.join(required)}", source=source)
-        names = _header(header, source, columns, required)
-        for cells in reader:
-            if not cells or cells == [""]:
-                continue  # a blank line
-            line = reader.line_num
-            if len(cells) != len(names):
-                raise InputError(f"this row has {len(cells)} values, the header names "
-                                 f"{len(names)} columns", source=source, line=line)
-            found.append((line, dict(zip(names, cells, strict=True))))
-            if len(found) > MAX_LINES:
-                raise InputError(f"more than {MAX_LINES:,} rows", source=source, line=line)
-    except csv.Error:
-        raise InputError("malformed CSV: a quoted value is not closed, a line break is inside "
-                         "a value, or a value is too long", source=source,
-                         line=reader.line_num) from None
-    if not found:
-        raise InputError(f"no {name} in the file", source=source)
-    return found
-
-
-def _header(header: Sequence[str], source: str, columns: Sequence[str],
-            required: Sequence[str]) -> list[str]:
-    names = [cell.strip().lower() for cell in header]
-    expected = (f"the columns are {', '.join(columns)}, in any order"
-                + ("" if list(required) == list(columns) else
-                   f" ({', '.join(c for c in columns if c not in required)} may be left out)"))
-    for name in names:
-        if names.count(name) > 1:
-            raise InputError(f"column {name} appears twice in the header", source=source, line=1)
-    unknown = [name for name in names if name not in columns]
-    if unknown:
-        raise InputError(f"unknown column{'s' if len(unknown) > 1 else ''} "
-                         f"{', '.join(shown(name) for name in unknown)}: {expected}",
-                         source=source, line=1)
-    missing = [name for name in required if name not in names]
-    if missing:
-        raise InputError(f"missing column{'s' if len(missing) > 1 else ''} "
-                         f"{', '.join(missing)}: {expected}", source=source, line=1)
-    return names

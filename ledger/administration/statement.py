@@ -9,8 +9,6 @@ what the ledger holds), else the latest stored plan.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -148,34 +146,14 @@ def parse_confirmations(content: bytes, source: str) -> Confirmations:
 
 
 def _csv_rows(text: str, source: str) -> list[tuple[int, _ConfirmIn]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
     rows: list[tuple[int, _ConfirmIn]] = []
-    try:
-        header = [cell.strip().lower() for cell in next(reader, [])]
-        if sorted(header) not in (sorted(CONFIRM_COLUMNS), sorted(CONFIRM_COLUMNS[:2])):
-            raise InputError(f"the header is {','.join(header) or '(empty)'}; the columns are "
-                             "entry,reference,sent_at (sent_at may be left out)",
-                             source=source, line=1)
-        for cells in reader:
-            if not cells or cells == [""]:
-                continue
-            if len(cells) != len(header):
-                raise InputError(f"this row has {len(cells)} values, the header names "
-                                 f"{len(header)} columns", source=source, line=reader.line_num)
-            try:
-                row = _ConfirmIn.model_validate(dict(zip(header, cells, strict=True)))
-            except ValidationError as error:
-                raise from_pydantic(error, _ConfirmIn).located(
-                    source=source, line=reader.line_num) from None
-            rows.append((reader.line_num, row))
-            if len(rows) > MAX_CONFIRMATIONS:
-                raise InputError(f"more than {MAX_CONFIRMATIONS:,} rows", source=source,
-                                 line=reader.line_num)
-    except csv.Error:
-        raise InputError("malformed CSV: a quoted value is not closed or a line break is "
-                         "inside a value", source=source, line=reader.line_num) from None
-    if not rows:
-        raise InputError("no payouts in the file", source=source)
+    for line, cells in files.csv_table(text, source, what="payouts", columns=CONFIRM_COLUMNS,
+                                       required=CONFIRM_COLUMNS[:2],
+                                       max_rows=MAX_CONFIRMATIONS):
+        try:
+            rows.append((line, _ConfirmIn.model_validate(cells)))
+        except ValidationError as error:
+            raise from_pydantic(error, _ConfirmIn).located(source=source, line=line) from None
     return rows
 
 

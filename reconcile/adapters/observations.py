@@ -3,17 +3,14 @@ columns account,as_of,amount,source, read by its header (in any order)."""
 
 from __future__ import annotations
 
-import csv
-import io
 import re
-from collections.abc import Sequence
 from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from ledger.errors import InputError, shown
-from ledger.files import text_of, without_bom
+from ledger.files import csv_table, text_of, without_bom
 from ledger.json_input import field_path, from_pydantic, iso_text, loads_strict, locate
 from ledger.money import PLAIN_DECIMAL
 from reconcile.evidence import Observation
@@ -73,51 +70,9 @@ def parse_json(content: bytes, source: str) -> list[Observation]:
 
 def parse_csv(content: bytes, source: str) -> list[Observation]:
     """CSV read by its header: the columns account, as_of, amount, source in any order."""
-    reader = csv.reader(io.StringIO(text_of(content, source), newline=""))
-    try:
-        header = next(reader, None)
-        if header is None:
-            raise InputError("empty file: the first line names the columns "
-                             f"{', '.join(CSV_COLUMNS)}", source=source)
-        columns = _columns(header, source)
-        observations = []
-        for row in reader:
-            line = reader.line_num
-            if not row:
-                continue  # a blank line
-            if len(row) != len(columns):
-                raise InputError(f"this row has {len(row)} values, the header names "
-                                 f"{len(columns)} columns", source=source, line=line)
-            observations.append(_observation(dict(zip(columns, row, strict=True)), source, "",
-                                             line))
-            if len(observations) > MAX_OBSERVATIONS:
-                raise InputError(f"more than {MAX_OBSERVATIONS} rows", source=source, line=line)
-    except csv.Error as error:
-        problem = ("a value is longer than the CSV reader's limit" if "larger" in str(error)
-                   else "a quoted value is not closed, or a line break is inside a value")
-        raise InputError(f"malformed CSV: {problem}", source=source,
-                         line=reader.line_num) from None
-    if not observations:
-        raise InputError("no observations in the file", source=source)
-    return observations
-
-
-def _columns(header: Sequence[str], source: str) -> list[str]:
-    names = [cell.strip().lower() for cell in header]
-    expected = f"the columns are {', '.join(CSV_COLUMNS)}, in any order"
-    for name in names:
-        if names.count(name) > 1:
-            raise InputError(f"column {name} appears twice in the header", source=source, line=1)
-    unknown = [name for name in names if name not in CSV_COLUMNS]
-    if unknown:
-        raise InputError(f"unknown column{'s' if len(unknown) > 1 else ''} "
-                         f"{', '.join(shown(name) for name in unknown)}: {expected}",
-                         source=source, line=1)
-    missing = [name for name in CSV_COLUMNS if name not in names]
-    if missing:
-        raise InputError(f"missing column{'s' if len(missing) > 1 else ''} "
-                         f"{', '.join(missing)}: {expected}", source=source, line=1)
-    return names
+    return [_observation(cells, source, "", line)
+            for line, cells in csv_table(text_of(content, source), source, what="observations",
+                                         columns=CSV_COLUMNS, max_rows=MAX_OBSERVATIONS)]
 
 
 def _observation(item: Any, source: str, where: str, line: int | None) -> Observation:
