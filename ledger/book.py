@@ -53,8 +53,9 @@ class Effect:
 @dataclass(frozen=True)
 class Freeze:
     """The administration's cut-off (DESIGN.md invariant 6): once frozen, the ledger takes
-    only distributions dated after the cut-off and the batches the administrator records with
-    a reason. The database enforces the same rule (migration 0006)."""
+    only the distributions of a stored plan (posted by `admin distribute`) dated after the
+    cut-off and the batches the administrator records with a reason. The database enforces
+    the same rule (migration 0006)."""
 
     cutoff: datetime
     administrator: str
@@ -77,6 +78,7 @@ class Book:
     max_minor: int = 2**63 - 1
     freeze: Freeze | None = None
     admin_record: bool = False  # the batch is the administrator's, recorded with a reason
+    admin_plan: bool = False  # the batch is `admin distribute` paying a stored plan
 
     def fmt(self, asset: str, minor: int) -> str:
         return f"{format_amount(minor, self.assets[asset].scale)} {asset}"
@@ -115,8 +117,11 @@ def _check_freeze(entry: Entry, book: Book) -> None:
     if freeze is None or book.admin_record:
         return
     if entry.type is EntryType.DISTRIBUTION and entry.effective_at > freeze.cutoff:
-        return
-    if entry.type is EntryType.DISTRIBUTION:
+        if book.admin_plan:
+            return
+        reason = ("distributions come from `segledger admin distribute --plan FILE`, which "
+                  "pays a stored plan; they cannot be posted")
+    elif entry.type is EntryType.DISTRIBUTION:
         reason = (f"a distribution must be dated after the cut-off, "
                   f"not {entry.effective_at.isoformat()}")
     else:

@@ -1,7 +1,9 @@
 """A stored plan's payouts as `distribution` entries, built so that a rerun builds them again
 byte for byte, and posts none of them twice.
 
-    key        dist:<plan hash[:16]>:<SHA-256 of (plan hash, tier, creditor, asset)[:32]>
+    key        dist:<plan hash[:16]>:<SHA-256 of (plan hash, tier, creditor, asset)[:32]>,
+               then `:r<n>` for the n-th payout after n reversed ones (the administrator
+               reversed the payout: it is owed again, under a new key)
     metadata   {"plan": <plan hash>, "tier": 1 | 2, "creditor": …, "asset": …}
     tier 1     debit the creditor's claim account(s), credit the asset's pool accounts
                (customer custody first, then guarantee custody, each in code order)
@@ -10,6 +12,10 @@ byte for byte, and posts none of them twice.
                distributions (of any plan) already paid them there: a re-plan after a
                ruling pays only the difference
     time       the stored plan's created_at
+
+Only the entries of batches `admin distribute` posted (`batches.admin_plan`) under the key
+their metadata gives count as distributions: after the freeze no other distribution can be
+posted, and a distribution posted before it pays no plan.
 
 Which accounts a payout takes from depends on the balances, and the balances on what was
 posted before: so the allocation of every payout of the plan is computed in one pass from the
@@ -33,7 +39,7 @@ from ledger.errors import InputError, shown
 from ledger.model import Account, EntryType, Role
 from ledger.money import format_amount
 from ledger.storage.rows import account_from_row, chunks, load_accounts, load_assets
-from ledger.storage.schema import accounts, balances, entries, postings
+from ledger.storage.schema import accounts, balances, batches, entries, postings
 
 KEY_PREFIX = "dist:"
 
@@ -42,11 +48,26 @@ def key_prefix(plan_hash: str) -> str:
     return f"{KEY_PREFIX}{plan_hash[:16]}:"
 
 
-def payout_key(plan_hash: str, tier: int, creditor: str, asset: str) -> str:
+def payout_key(plan_hash: str, tier: int, creditor: str, asset: str, generation: int = 0) -> str:
+    """`generation`: how many payouts of the same (plan, tier, creditor, asset) were reversed
+    before this one (at most 128 characters: 54, then `:r` and the number)."""
     # Newlines cannot occur in a hash, a creditor id or an asset code: the parts never run
     # into each other.
     digest = hashlib.sha256(f"{plan_hash}\n{tier}\n{creditor}\n{asset}".encode()).hexdigest()
-    return f"{key_prefix(plan_hash)}{digest[:32]}"
+    key = f"{key_prefix(plan_hash)}{digest[:32]}"
+    return key if generation == 0 else f"{key}:r{generation}"
+
+
+def _generation_of(key: str, plan_hash: str, tier: int, creditor: str, asset: str) -> int | None:
+    """The generation `key` has as a payout of that plan, tier, creditor and asset; None if
+    it is not such a payout's key."""
+    base = payout_key(plan_hash, tier, creditor, asset)
+    if key == base:
+        return 0
+    rest = key.removeprefix(f"{base}:r")
+    if rest != key and rest.isascii() and rest.isdigit() and not rest.startswith("0"):
+        return int(rest)
+    return None
 
 
 @dataclass(frozen=True)
@@ -72,21 +93,29 @@ def plan_payouts(document: Mapping[str, Any]) -> tuple[Payout, ...]:
 
 @dataclass(frozen=True)
 class Distributed:
-    """A distribution entry in the ledger, and what it paid."""
+    """A distribution entry `admin distribute` posted, and what it paid."""
 
     entry_id: int
     key: str
-    plan: str | None
-    tier: int | None
-    creditor: str | None
-    asset: str | None
+    plan: str
+    tier: int
+    creditor: str
+    asset: str
     amount_minor: int
     effective_at: datetime
+    generation: int = 0
+    reversed: bool = False
 
 
 def distributed(connection: Connection) -> list[Distributed]:
-    """Every distribution entry not reversed, by key. An entry's amount is the sum of its
-    lines (each line debits and credits the same amount)."""
+    """Every distribution entry of a stored plan not reversed, by key. An entry's amount is
+    the sum of its lines (each line debits and credits the same amount)."""
+    return [item for item in _distributions(connection) if not item.reversed]
+
+
+def _distributions(connection: Connection) -> list[Distributed]:
+    """Every distribution entry of a batch `admin distribute` posted whose key is the one its
+    metadata gives for the batch's plan, reversed or not, by key."""
     kind = entries.c.type == EntryType.DISTRIBUTION.value
     totals = (select(postings.c.entry_id, func.sum(case(
         (postings.c.amount_minor > 0, postings.c.amount_minor), else_=0)).label("total"))
@@ -95,24 +124,27 @@ def distributed(connection: Connection) -> list[Distributed]:
     reversal = entries.alias("reversal")
     rows = connection.execute(
         select(entries.c.id, entries.c.key, entries.c.metadata, entries.c.effective_at,
-               totals.c.total)
+               totals.c.total, batches.c.admin_plan, reversal.c.id.label("reversal_id"))
         .join(totals, totals.c.entry_id == entries.c.id)
+        .join(batches, batches.c.id == entries.c.batch_id)
         .outerjoin(reversal, reversal.c.reverses_id == entries.c.id)
-        .where(and_(kind, reversal.c.id.is_(None)))
+        .where(and_(kind, batches.c.admin_plan.is_not(None)))
         .order_by(entries.c.key))
     found = []
     for row in rows:
         metadata = row.metadata if isinstance(row.metadata, dict) else {}
-        tier = metadata.get("tier")
-        found.append(Distributed(
-            int(row.id), row.key, _text(metadata.get("plan")),
-            tier if tier in (1, 2) else None, _text(metadata.get("creditor")),
-            _text(metadata.get("asset")), int(row.total), row.effective_at))
+        plan, tier = metadata.get("plan"), metadata.get("tier")
+        creditor, asset = metadata.get("creditor"), metadata.get("asset")
+        if (plan != row.admin_plan or tier not in (1, 2) or type(tier) is not int
+                or not isinstance(creditor, str) or not isinstance(asset, str)):
+            continue
+        generation = _generation_of(row.key, plan, tier, creditor, asset)
+        if generation is None:
+            continue
+        found.append(Distributed(int(row.id), row.key, plan, tier, creditor, asset,
+                                 int(row.total), row.effective_at, generation,
+                                 row.reversal_id is not None))
     return found
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 @dataclass(frozen=True)
@@ -120,6 +152,7 @@ class LedgerState:
     """What the drafts are built from: read in one snapshot, then used without a database."""
 
     posted_keys: frozenset[str]  # this plan's entries already in the ledger
+    generations: Mapping[tuple[int, str, str], int]  # this plan's payouts reversed so far
     paid_before: Mapping[tuple[int, str, str], int]  # by other plans' entries
     start_minor: Mapping[str, int]  # balances before this plan's first entry (normal side)
     pool_accounts: Mapping[str, tuple[str, ...]]  # per asset, in the order they are drawn
@@ -133,10 +166,14 @@ def load_state(connection: Connection, plan_hash: str, payouts: Sequence[Payout]
     prefix = key_prefix(plan_hash)
     paid_before: dict[tuple[int, str, str], int] = defaultdict(int)
     posted: dict[str, int] = {}
-    for item in distributed(connection):
-        if item.key.startswith(prefix):
-            posted[item.key] = item.entry_id
-        elif item.tier is not None and item.creditor is not None and item.asset is not None:
+    generations: dict[tuple[int, str, str], int] = defaultdict(int)
+    for item in _distributions(connection):
+        if item.plan == plan_hash and item.key.startswith(prefix):
+            if item.reversed:
+                generations[(item.tier, item.creditor, item.asset)] += 1
+            else:
+                posted[item.key] = item.entry_id
+        elif not item.reversed:
             paid_before[(item.tier, item.creditor, item.asset)] += item.amount_minor
     assets = {payout.asset for payout in payouts if payout.tier == 1}
     pools: dict[str, list[str]] = defaultdict(list)
@@ -147,7 +184,7 @@ def load_state(connection: Connection, plan_hash: str, payouts: Sequence[Payout]
     codes = {code for group in (*pools.values(), *claims.values()) for code in group}
     if pay_from is not None:
         codes.add(pay_from)
-    return LedgerState(frozenset(posted), dict(paid_before),
+    return LedgerState(frozenset(posted), dict(generations), dict(paid_before),
                        _start_balances(connection, sorted(posted.values()), codes),
                        {asset: tuple(codes) for asset, codes in pools.items()},
                        {key: tuple(codes) for key, codes in claims.items()},
@@ -212,7 +249,9 @@ def build_drafts(plan_hash: str, payouts: Sequence[Payout], tiers: frozenset[int
     drafts: list[Draft] = []
     already = settled = 0
     for payout in payouts:
-        key = payout_key(plan_hash, payout.tier, payout.creditor, payout.asset)
+        # A payout the administrator reversed is owed again, under the next generation's key.
+        key = payout_key(plan_hash, payout.tier, payout.creditor, payout.asset,
+                         state.generations.get((payout.tier, payout.creditor, payout.asset), 0))
         amount = payout.planned_minor - state.paid_before.get(
             (payout.tier, payout.creditor, payout.asset), 0)
         if amount == 0:

@@ -19,7 +19,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 
 from ledger import files
 from ledger.administration import case, distribution
@@ -40,10 +40,12 @@ from ledger.model import Pool, Role
 from ledger.storage.engine import for_reading, for_writing
 from ledger.storage.posting import post_batch
 from ledger.storage.rows import insert_ignoring_conflicts, load_accounts, utcnow
-from ledger.storage.schema import admin_plans
+from ledger.storage.schema import admin_plans, administration, batches
 
 DEFAULT_BATCH_SIZE = 1_000
 MAX_BATCH_SIZE = 100_000
+MEANWHILE = ("another distribution or record was written meanwhile; run `segledger admin "
+             "distribute` again")
 NO_PRICES = "record the commencement prices first: segledger admin claims --prices FILE"
 
 
@@ -130,6 +132,10 @@ def _check_accounts(connection: Connection, settings: Settings, quote: str) -> N
             wanted = "a custody account" if field == "pay_from" else "not a custody account"
             raise InputError(f"{code} is a {account.role.value} account; {field} must be "
                              f"{wanted}", source=settings.source, field=field)
+        if field == "pay_from" and case.is_pool_account(account):
+            raise InputError(f"{code} holds the {account.asset} guarantee, part of the tier-1 "
+                             "pool the customers are paid from first; tier 2 is paid from the "
+                             "general estate", source=settings.source, field=field)
 
 
 @dataclass(frozen=True)
@@ -207,36 +213,67 @@ def distribute(engine: Engine, plan_path: str, *, batch_size: int = DEFAULT_BATC
                          field="--batch-size")
     source = files.source_name(plan_path)
     with for_reading(engine).connect() as connection:
-        case.require_freeze(connection)
-        stored = _the_stored_plan(connection, files.read_file(plan_path), source)
-        document = stored.parsed()
-        again = plan(plan_inputs(connection, stored_settings(document), stored.run_id))
-        if plan_hash(again) != stored.plan_hash:
-            changed = first_difference(json.loads(canonical_json(again)), document, "the plan")
-            raise InputError(f"claims/inputs changed since the plan: now {changed}; make a new "
-                             "plan (`segledger admin plan`) and distribute that", source=source)
-        basis = document["basis"]
-        payouts = distribution.plan_payouts(document)
-        state = distribution.load_state(connection, stored.plan_hash, payouts,
-                                        case.pool_accounts(connection), basis["pay_from"])
-        built = distribution.build_drafts(
-            stored.plan_hash, payouts, distribution.plan_tiers(document), state,
-            stored.created_at, basis["pay_from"], basis["charge_to"])
-    posted = batches = skipped = 0
+        built, stored = prepare_distribution(connection, plan_path)
+        seen = batch_count(connection)
+    posted = batches_posted = skipped = 0
     drafts = built.drafts
     if progress:
         progress("distribute", 0, len(drafts))
     for start in range(0, len(drafts), batch_size):
         result = post_batch(engine, drafts[start:start + batch_size],
                             source=f"admin distribute {stored.plan_hash[:16]} ({source})"[:500],
-                            sha256=stored.plan_hash)
+                            sha256=stored.plan_hash, admin_plan=stored.plan_hash,
+                            guard=unchanged_since(seen + batches_posted, source))
         posted += result.posted
-        skipped += result.skipped  # posted meanwhile by another run, with the same content
-        batches += result.posted > 0
+        skipped += result.skipped
+        batches_posted += result.batch_id is not None
         if progress:
             progress("distribute", min(start + batch_size, len(drafts)), len(drafts))
-    return DistributeResult(stored.plan_hash, posted, batches, built.already + skipped,
+    return DistributeResult(stored.plan_hash, posted, batches_posted, built.already + skipped,
                             built.settled)
+
+
+def prepare_distribution(connection: Connection, plan_path: str
+                         ) -> tuple[distribution.Built, StoredPlan]:
+    """In one snapshot: the stored plan the file is, checked against today's inputs, and the
+    payouts still to post."""
+    case.require_freeze(connection)
+    source = files.source_name(plan_path)
+    stored = _the_stored_plan(connection, files.read_file(plan_path), source)
+    document = stored.parsed()
+    again = plan(plan_inputs(connection, stored_settings(document), stored.run_id))
+    if plan_hash(again) != stored.plan_hash:
+        changed = first_difference(json.loads(canonical_json(again)), document, "the plan")
+        raise InputError(f"claims/inputs changed since the plan: now {changed}; make a new "
+                         "plan (`segledger admin plan`) and distribute that", source=source)
+    basis = document["basis"]
+    payouts = distribution.plan_payouts(document)
+    state = distribution.load_state(connection, stored.plan_hash, payouts,
+                                    case.pool_accounts(connection), basis["pay_from"])
+    built = distribution.build_drafts(
+        stored.plan_hash, payouts, distribution.plan_tiers(document), state,
+        stored.created_at, basis["pay_from"], basis["charge_to"])
+    return built, stored
+
+
+def batch_count(connection: Connection) -> int:
+    """Batches are never deleted: a count that grew means a batch was written."""
+    return int(connection.execute(select(func.count()).select_from(batches)).scalar_one())
+
+
+def unchanged_since(expected: int, source: str) -> Callable[[Connection], None]:
+    """A post_batch guard: refuses the batch unless the ledger has exactly `expected` batches
+    (those of the snapshot the payouts were built from, and this run's own)."""
+
+    def guard(connection: Connection) -> None:
+        # One distribution batch at a time: the row lock holds until the batch commits, and
+        # the count below is read after it (PostgreSQL reads each statement afresh at READ
+        # COMMITTED; SQLite's writer already holds the only write lock).
+        connection.execute(select(administration.c.id).with_for_update())
+        if batch_count(connection) != expected:
+            raise InputError(MEANWHILE, source=source)
+
+    return guard
 
 
 def _the_stored_plan(connection: Connection, content: bytes, source: str) -> StoredPlan:

@@ -87,15 +87,22 @@ def post_batch(
     use_copy: bool | None = None,
     progress: Progress | None = None,
     admin_reason: str | None = None,
+    admin_plan: str | None = None,
+    guard: Callable[[Connection], None] | None = None,
 ) -> PostResult:
     """Post all drafts or none. `use_copy` picks PostgreSQL's COPY path (default: on PG).
-    `admin_reason` marks the batch as the administrator's record, accepted after a freeze."""
+    `admin_reason` marks the batch as the administrator's record, accepted after a freeze;
+    `admin_plan` as `admin distribute` paying that stored plan (its distributions are
+    accepted after a freeze). `guard` runs first in the posting transaction, before anything
+    is read or written, and refuses the batch by raising InputError."""
     copy = _use_copy(engine, use_copy)
 
     def attempt() -> PostResult:
         with for_writing(engine).begin() as connection:
+            if guard is not None:
+                guard(connection)
             return _post(connection, drafts, source, sha256, copy, progress, None,
-                         admin_reason)[0]
+                         admin_reason, admin_plan)[0]
 
     return _retrying(attempt, source)
 
@@ -191,6 +198,7 @@ def _post(
     progress: Progress | None,
     errors: ErrorLog | None,
     admin_reason: str | None = None,
+    admin_plan: str | None = None,
 ) -> tuple[PostResult, PreparedBatch]:
     """Load, lock, check and write one batch in the caller's transaction. With `errors`
     (a check), invalid entries are logged and left out, and the valid ones still written, so
@@ -223,6 +231,7 @@ def _post(
         incidents=_load_incidents(connection, drafts),
         freeze=load_freeze(connection),
         admin_record=admin_reason is not None,
+        admin_plan=admin_plan is not None,
     )
     if progress:
         progress("check", 0, len(drafts))
@@ -232,7 +241,7 @@ def _post(
     if not batch.entries:
         return PostResult(0, 0, batch.skipped, None), batch
     batch_id = _write(connection, batch, posted_ids, locked, known, source, sha256, now, copy,
-                      progress, admin_reason)
+                      progress, admin_reason, admin_plan)
     for problem in _check_history(connection, batch, locked, known, assets):
         if errors is None:
             raise problem
@@ -318,11 +327,12 @@ def _write(
     copy: bool,
     progress: Progress | None,
     admin_reason: str | None,
+    admin_plan: str | None,
 ) -> int:
     batch_key = connection.execute(batches.insert().values(
         source=source[:500], sha256=sha256, entry_count=len(batch.entries),
         posting_count=batch.posting_count, skipped_count=batch.skipped, recorded_at=now,
-        admin_reason=admin_reason,
+        admin_reason=admin_reason, admin_plan=admin_plan,
     )).inserted_primary_key
     assert batch_key is not None
     batch_id = batch_key[0]

@@ -12,7 +12,14 @@ from sqlalchemy import Connection, Engine, Select, func, select
 from ledger.errors import InputError
 from ledger.model import Account, Pool, Role
 from ledger.storage.engine import for_writing
-from ledger.storage.rows import account_from_row, chunks, closed_through, load_assets, utcnow
+from ledger.storage.rows import (
+    account_from_row,
+    chunks,
+    closed_through,
+    load_assets,
+    load_freeze,
+    utcnow,
+)
 from ledger.storage.schema import (
     accounts,
     balances,
@@ -167,6 +174,8 @@ def close_period(engine: Engine, through: datetime, closed_by: str, note: str | 
 
     Closing again through the same instant changes nothing, so a scheduled job that runs
     twice is harmless; an earlier instant is refused, because a close never moves back.
+    Once the ledger is frozen for administration no close is accepted: the plan's payouts are
+    dated when the plan is stored, and a close past that time would leave them unpayable.
     """
     if through > utcnow():
         raise InputError("a period can only be closed once it has ended", field="--through")
@@ -174,6 +183,11 @@ def close_period(engine: Engine, through: datetime, closed_by: str, note: str | 
         # Every batch locks the coverage rows of its assets before it reads the closed
         # periods; locking them all here makes a close and a batch wait for each other.
         connection.execute(select(coverage.c.asset).order_by(coverage.c.asset).with_for_update())
+        freeze = load_freeze(connection)
+        if freeze is not None:
+            raise InputError(f"the ledger is {freeze.describe()}: no period can be closed any "
+                             "more (the administration's distributions are dated after the "
+                             "cut-off, when their plan is stored)", field="--through")
         current = closed_through(connection)
         if current is not None and through == current:
             return False

@@ -56,6 +56,8 @@ batches = Table(
     Column("recorded_at", UTCDateTime, nullable=False),
     # Set when the administrator records the batch after a freeze (migration 0006).
     Column("admin_reason", Text),
+    # Set when `admin distribute` posts the batch, for the stored plan it pays (0006).
+    Column("admin_plan", String(64), ForeignKey("admin_plans.plan_hash")),
 )
 
 entries = Table(

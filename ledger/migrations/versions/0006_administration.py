@@ -2,9 +2,11 @@
 stored plans and payout confirmations; the database refuses business entries once frozen.
 
 Once a row is in `administration`, an entry is accepted only if it is a `distribution` dated
-after the cut-off, or belongs to a batch the administrator recorded with a reason
-(`batches.admin_reason`). The administration row itself can be neither changed nor deleted:
-freezing is final, as the court's order is.
+after the cut-off in a batch `admin distribute` posted for a stored plan (`batches.admin_plan`),
+or belongs to a batch the administrator recorded with a reason (`batches.admin_reason`); and
+no period can be closed any more (the plan's payouts are dated when the plan was stored, after
+the cut-off). The administration row itself can be neither changed nor deleted: freezing is
+final, as the court's order is.
 
 Revision ID: 0006
 Revises: 0005
@@ -28,12 +30,24 @@ Time = sa.DateTime(timezone=True)
 TABLES = ("administration", "admin_prices", "admin_elections", "admin_disputes", "admin_plans",
           "admin_confirmations")
 FROZEN_MESSAGE = ("segledger: the ledger is frozen for administration; only distributions "
-                  "dated after the cut-off and the administrator''s records are accepted")
+                  "of a stored plan dated after the cut-off and the administrator''s records "
+                  "are accepted")
+CLOSE_MESSAGE = ("segledger: the ledger is frozen for administration; no period can be closed "
+                 "any more")
 
 
 def upgrade() -> None:
     op.add_column("batches", sa.Column("admin_reason", sa.Text))
     _tables()
+    # A batch `admin distribute` posted, for the stored plan it pays.
+    if op.get_bind().dialect.name == "postgresql":
+        op.add_column("batches", sa.Column("admin_plan", sa.String(64),
+                                           sa.ForeignKey("admin_plans.plan_hash")))
+    else:
+        # SQLite adds a column with its reference in place (Alembic would recreate the
+        # table, and with it lose its triggers).
+        op.execute("ALTER TABLE batches ADD COLUMN admin_plan VARCHAR(64) "
+                   "REFERENCES admin_plans (plan_hash)")
     if op.get_bind().dialect.name == "postgresql":
         _postgresql_triggers()
     else:
@@ -132,7 +146,9 @@ def _postgresql_triggers() -> None:
           IF frozen_cutoff IS NULL THEN
             RETURN NEW;
           END IF;
-          IF NEW.type = 'distribution' AND NEW.effective_at > frozen_cutoff THEN
+          IF NEW.type = 'distribution' AND NEW.effective_at > frozen_cutoff
+             AND EXISTS (SELECT 1 FROM batches WHERE id = NEW.batch_id
+                         AND admin_plan IS NOT NULL) THEN
             RETURN NEW;
           END IF;
           IF EXISTS (SELECT 1 FROM batches WHERE id = NEW.batch_id
@@ -145,6 +161,17 @@ def _postgresql_triggers() -> None:
     op.execute("""
         CREATE TRIGGER entries_frozen BEFORE INSERT ON entries
         FOR EACH ROW EXECUTE FUNCTION segledger_entry_frozen()""")
+    op.execute(f"""
+        CREATE FUNCTION segledger_close_frozen() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF EXISTS (SELECT 1 FROM administration) THEN
+            RAISE EXCEPTION '{CLOSE_MESSAGE}' USING ERRCODE = 'check_violation';
+          END IF;
+          RETURN NEW;
+        END $$""")
+    op.execute("""
+        CREATE TRIGGER closed_periods_frozen BEFORE INSERT ON closed_periods
+        FOR EACH ROW EXECUTE FUNCTION segledger_close_frozen()""")
 
 
 def _sqlite_triggers() -> None:
@@ -157,19 +184,29 @@ def _sqlite_triggers() -> None:
     op.execute(f"""
         CREATE TRIGGER entries_frozen BEFORE INSERT ON entries
         WHEN EXISTS (SELECT 1 FROM administration a
-                     WHERE NOT (NEW.type = 'distribution' AND NEW.effective_at > a.cutoff))
+                     WHERE NOT (NEW.type = 'distribution' AND NEW.effective_at > a.cutoff
+                                AND EXISTS (SELECT 1 FROM batches p WHERE p.id = NEW.batch_id
+                                            AND p.admin_plan IS NOT NULL)))
          AND NOT EXISTS (SELECT 1 FROM batches b
                          WHERE b.id = NEW.batch_id AND b.admin_reason IS NOT NULL)
         BEGIN SELECT RAISE(ABORT, '{FROZEN_MESSAGE}'); END""")
+    op.execute(f"""
+        CREATE TRIGGER closed_periods_frozen BEFORE INSERT ON closed_periods
+        WHEN EXISTS (SELECT 1 FROM administration)
+        BEGIN SELECT RAISE(ABORT, '{CLOSE_MESSAGE}'); END""")
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS closed_periods_frozen ON closed_periods")
+        op.execute("DROP FUNCTION IF EXISTS segledger_close_frozen()")
         op.execute("DROP TRIGGER IF EXISTS entries_frozen ON entries")
         op.execute("DROP FUNCTION IF EXISTS segledger_entry_frozen()")
     else:
+        op.execute("DROP TRIGGER IF EXISTS closed_periods_frozen")
         op.execute("DROP TRIGGER IF EXISTS entries_frozen")
+    with op.batch_alter_table("batches") as batch:
+        batch.drop_column("admin_plan")
+        batch.drop_column("admin_reason")
     for table in reversed(TABLES):
         op.drop_table(table)
-    with op.batch_alter_table("batches") as batch:
-        batch.drop_column("admin_reason")
