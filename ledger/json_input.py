@@ -13,6 +13,7 @@ import re
 import types
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timezone
+from decimal import Decimal
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import AwareDatetime, BaseModel, TypeAdapter, ValidationError
@@ -221,14 +222,24 @@ def kind_of(value: Any) -> str:
     return "a value of another kind"
 
 
+def decimal_text(value: Decimal | float) -> str:
+    """The one plain text of a decimal: digits without trailing zeros or an exponent
+    ("749318.83", never "7.4931883E+5" or "749318.830"; zero is "0"), exactly
+    (Decimal.normalize would round at the context's 28 digits). Two equal values always give
+    the same text, which is what the plan's canonical form (and its hash) relies on."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"
+
+
 def _number(value: Any) -> str:
     """A bound from pydantic's context (Decimal('1'), 0.0, 36) as a user writes it."""
     if isinstance(value, str):
         # pydantic hands some bounds over as their repr already: Decimal('1').
         match = re.fullmatch(r"Decimal\('([^']*)'\)", value)
         return match[1] if match else value
-    text = format(value, "f") if not isinstance(value, (bool, int)) else str(value)
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    return str(value) if isinstance(value, (bool, int)) else decimal_text(value)
 
 
 def _as_written(value: Any) -> str:

@@ -7,11 +7,8 @@ formats what it returns: a table, one JSON document, a long-form CSV (a `section
 
 from __future__ import annotations
 
-import os
 import sys
-import uuid
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import redirect_stdout
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,11 +22,15 @@ from ledger.errors import InputError
 from ledger.money import format_amount
 from segledger.admin_cli import admin_app, disputes_app, elections_app
 from segledger.common import db_url, handled, progress_bar
-from segledger.output import Column, Format, console, emit, show_time
-from segledger.reconcile_cli import FORMAT_HELP, Section, emit_sections, print_sections
+from segledger.output import Column, Format, check_new, emit, line, print_out, show_time, write_out
+from segledger.reconcile_cli import FormatOption, Section, emit_sections, print_sections
 
-FormatOption = Annotated[Format, typer.Option("--format", help=FORMAT_HELP)]
+# Shared by the admin commands of both modules (admin_plan_cli imports them from here).
 FREEZE_FIRST = "Refused (exit 2) unless the ledger is frozen (`segledger admin freeze`)."
+OutOption = Annotated[Path | None, typer.Option(
+    "--out", help="Write to this new file instead of stdout (it must not exist; written "
+    "beside it and renamed into place when complete, so a failure leaves nothing).",
+    show_default=False)]
 
 
 class ClaimsFormat(StrEnum):
@@ -37,10 +38,6 @@ class ClaimsFormat(StrEnum):
     JSON = "json"
     CSV = "csv"
     XLSX = "xlsx"
-
-
-def _line(text: str) -> None:
-    console().print(text, markup=False, highlight=False)
 
 
 @admin_app.command("freeze", help=(
@@ -100,6 +97,8 @@ CLAIM_COLUMNS = (Column("creditor"), Column("asset"), Column("amount", "amount")
                  Column("price", "amount"), Column("value", "amount"))
 TOTAL_COLUMNS = (Column("asset"), Column("creditors", "count"), Column("amount", "amount"),
                  Column("price", "amount"), Column("value", "amount"))
+UNIDENTIFIED_COLUMNS = (Column("account"), Column("asset"), Column("amount", "amount"),
+                        Column("price", "amount"), Column("value", "amount"))
 IN_FLIGHT_COLUMNS = (Column("kind"), Column("account"), Column("asset"),
                      Column("amount", "amount"), Column("on"), Column("entry"),
                      Column("reference"), Column("detail"))
@@ -108,20 +107,24 @@ IN_FLIGHT_COLUMNS = (Column("kind"), Column("account"), Column("asset"),
 @admin_app.command("claims", help=(
     "Each creditor's claim per asset at the cut-off, in kind (the asset's own decimals), and "
     "valued in the quote currency at the commencement price table when one is recorded "
-    "(each value rounded down to the quote's minor unit); the totals per asset; and the "
-    "items in flight at the cut-off, for review: withdrawals booked but not confirmed "
+    "(each value rounded down to the quote's minor unit); the totals per asset; the "
+    "unidentified receipts held in customer-pool suspense accounts at the cut-off (owed to "
+    "someone not yet identified: `admin plan` is refused until the administrator records "
+    "whose they are); and the items in flight at the cut-off, for review: withdrawals "
+    "booked but not confirmed "
     "(withdrawal_unconfirmed), deposits on a bank statement never credited "
     "(deposit_uncredited) and coins on chain beyond the ledger (chain_excess), from the "
     "reconciliation run closest to the cut-off (the latest at or before it, else the "
     "earliest after it). Without any run the output says the in-flight items are unknown.\n\n"
     "--format json prints one document: cutoff, case, administrator, prices (or null), "
     "quote, claims [creditor, asset, amount, price, value], totals [asset, creditors, "
-    "amount, price, value], value_total, in_flight_run, in_flight_note, in_flight [kind, "
+    "amount, price, value], value_total, unidentified [account, asset, amount, price, "
+    "value], in_flight_run, in_flight_note, in_flight [kind, "
     "account, asset, amount, on, entry, reference, detail]. --format csv prints one CSV in "
     "long form: a `section` column (case: one row with cutoff, case, administrator, quote, "
     "prices_as_of, prices_sha256, value_total, in_flight_run, in_flight_note; then claims, "
-    "totals, in_flight) and the union of their columns. --format xlsx writes a workbook to "
-    "--out (sheets Case, Claims, Totals, In flight), every amount, price and value a text "
+    "totals, unidentified, in_flight) and the union of their columns. --format xlsx writes a workbook to "
+    "--out (sheets Case, Claims, Totals, Unidentified, In flight), every amount, price and value a text "
     "cell holding the exact decimal, so that no spreadsheet "
     "rounds it to a 15-digit float. Amounts are always decimal text.\n\n"
     + FREEZE_FIRST))
@@ -134,23 +137,25 @@ def claims_command(
         "price every asset with a claim.", show_default=False)] = None,
     fmt: Annotated[ClaimsFormat, typer.Option(
         "--format", help="table, json, csv or xlsx (xlsx needs --out).")] = ClaimsFormat.TABLE,
-    out: Annotated[Path | None, typer.Option(
-        "--out", help="Write to this new file instead of stdout (it must not exist).",
-        show_default=False)] = None,
+    out: OutOption = None,
 ) -> None:
     if fmt is ClaimsFormat.XLSX and out is None:
         raise InputError("an xlsx workbook is written to a file: give --out FILE.xlsx",
                          field="--out")
-    if out is not None and os.path.lexists(out):
-        raise InputError(f"{out} already exists; choose a new file", field="--out")
+    check_new(out)  # before the prices are recorded: a refusal writes nothing
     report = service.claims(ledger_service.connect(db_url(ctx)), prices)
     if fmt is ClaimsFormat.XLSX:
         assert out is not None
-        _into_place(out, lambda path: _write_workbook(report, path))
+        write_out(out, lambda path: _write_workbook(report, path))
     elif out is not None:
-        _into_place(out, lambda path: _to_file(path, lambda: _print_claims(report, fmt)))
+        print_out(out, lambda: _print_claims(report, fmt))
     else:
         _print_claims(report, fmt)
+
+
+UNIDENTIFIED_TITLE = "Unidentified receipts in suspense at the cut-off (owed, creditor unknown)"
+UNIDENTIFIED_NOTE = ("no plan until they are identified: `segledger admin record FILE --reason "
+                     "…` moving each to its customer's account")
 
 
 def _claims_sections(document: Mapping[str, Any]) -> list[Section]:
@@ -169,6 +174,8 @@ def _claims_sections(document: Mapping[str, Any]) -> list[Section]:
                     rows(document["claims"], CLAIM_COLUMNS)),
             Section("totals", "Totals per asset", TOTAL_COLUMNS,
                     rows(document["totals"], TOTAL_COLUMNS)),
+            Section("unidentified", UNIDENTIFIED_TITLE, UNIDENTIFIED_COLUMNS,
+                    rows(document["unidentified"], UNIDENTIFIED_COLUMNS)),
             Section("in_flight", "In flight at the cut-off", IN_FLIGHT_COLUMNS,
                     rows(document["in_flight"], IN_FLIGHT_COLUMNS))]
 
@@ -178,23 +185,26 @@ def _print_claims(report: ClaimsReport, fmt: ClaimsFormat) -> None:
     if fmt is not ClaimsFormat.TABLE:
         emit_sections(Format(fmt.value), document, _claims_sections(document))
         return
-    _line(_case_line("Claims at the cut-off", report.freeze.cutoff, report.freeze.case_no,
+    line(_caseline("Claims at the cut-off", report.freeze.cutoff, report.freeze.case_no,
                      report.freeze.administrator))
     if report.prices is None:
-        _line("no commencement price table recorded: amounts in kind only "
+        line("no commencement price table recorded: amounts in kind only "
               "(record one with --prices FILE)")
     else:
-        _line(f"valued in {report.prices.quote} at the commencement prices as of "
+        line(f"valued in {report.prices.quote} at the commencement prices as of "
               f"{show_time(report.prices.as_of)} (rounded down); total "
               f"{document['value_total']} {report.prices.quote}")
     sections = _claims_sections(document)[1:]  # the case is the lines above
     print_sections(sections[:2])
-    _line(report.in_flight.note)
+    if report.unidentified:
+        print_sections(sections[2:3])
+        line(UNIDENTIFIED_NOTE)
+    line(report.in_flight.note)
     if report.in_flight.items:
-        print_sections(sections[2:])
+        print_sections(sections[3:])
 
 
-def _case_line(title: str, cutoff: Any, case_no: str | None, administrator: str) -> str:
+def _caseline(title: str, cutoff: Any, case_no: str | None, administrator: str) -> str:
     case = f", case {case_no}" if case_no else ""
     return f"{title} {show_time(cutoff)} (administrator {administrator}{case})"
 
@@ -217,8 +227,8 @@ def _write_workbook(report: ClaimsReport, path: Path) -> None:
     about.append(["field", "value"])
     for name, value in facts:
         about.append([name, value])
-    for section, title in zip(_claims_sections(document)[1:], ("Claims", "Totals", "In flight"),
-                              strict=True):
+    for section, title in zip(_claims_sections(document)[1:],
+                              ("Claims", "Totals", "Unidentified", "In flight"), strict=True):
         sheet = book.create_sheet(title)
         sheet.append([column.name for column in section.columns])
         for row in section.rows:
@@ -229,28 +239,8 @@ def _write_workbook(report: ClaimsReport, path: Path) -> None:
     book.save(path)
 
 
-def _to_file(path: Path, write: Callable[[], None]) -> None:
-    with path.open("w", encoding="utf-8", newline="") as handle, redirect_stdout(handle):
-        write()
-
-
-def _into_place(out: Path, write: Callable[[Path], None]) -> None:
-    """Written beside --out and renamed into place when complete: a failure leaves nothing."""
-    partial = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
-    try:
-        write(partial)
-        if os.path.lexists(out):
-            raise InputError(f"{out} already exists; choose a new file", field="--out")
-        os.rename(partial, out)
-    except OSError as error:
-        raise InputError(f"cannot write {out}: {error.strerror}", field="--out") from None
-    finally:
-        if partial.exists():
-            partial.unlink()
-
-
 POOL_COLUMNS = (Column("asset"), Column("pool", "amount"), Column("claims", "amount"),
-                Column("creditors", "count"), Column("coverage"),
+                Column("unidentified", "amount"), Column("creditors", "count"), Column("coverage"),
                 Column("coverage_fraction", header="coverage (exact)"),
                 Column("shortfall", "amount"), Column("surplus", "amount"))
 POOL_ACCOUNT_COLUMNS = (Column("asset"), Column("account"), Column("purpose"),
@@ -260,14 +250,16 @@ POOL_ACCOUNT_COLUMNS = (Column("asset"), Column("account"), Column("purpose"),
 @admin_app.command("pool", help=(
     "Per asset, the priority pool (PSA 63-19-2: the segregated customer custody plus the "
     "guarantee custody of that asset; for fiat, the trust) against the claims at the "
-    "cut-off: the pool, the claims, the coverage ratio (pool ÷ claims, rounded down at 6 "
+    "cut-off: the pool, the claims (the creditors' and, counted in them, the unidentified "
+    "receipts held in customer-pool suspense, which the pool stands for too), the coverage "
+    "ratio (pool ÷ claims, rounded down at 6 "
     "decimals, and exactly as a fraction of minor units), the shortfall and the surplus; "
     "then each pool account. With --from-run the pool is the run's verified external "
     "balances (the run must be as of the cut-off or later and have a figure for every pool "
     "account); without it, the ledger's balances at the cut-off, and the output says they "
     "are not verified.\n\n"
     "--format json prints one document: cutoff, case, administrator, run_id, verified, "
-    "basis, assets [asset, pool, claims, creditors, coverage, coverage_fraction, shortfall, "
+    "basis, assets [asset, pool, claims, unidentified, creditors, coverage, coverage_fraction, shortfall, "
     "surplus, accounts [account, purpose, amount]]. --format csv prints one CSV in long "
     "form: a `section` column (assets, accounts) then the union of their columns.\n\n"
     + FREEZE_FIRST))
@@ -283,9 +275,12 @@ def pool_command(
     document = report.to_json()
     sections = _pool_sections(document)
     if fmt is Format.TABLE:
-        _line(_case_line("Priority pool at the cut-off", report.freeze.cutoff,
+        line(_caseline("Priority pool at the cut-off", report.freeze.cutoff,
                          report.freeze.case_no, report.freeze.administrator))
-        _line(report.basis)
+        line(report.basis)
+        if report.pools.unidentified:
+            line("the claims include receipts held in suspense, owed to creditors not yet "
+                 "identified (see `admin claims`); " + UNIDENTIFIED_NOTE)
     emit_sections(fmt, document, sections)
 
 

@@ -8,14 +8,10 @@ formats what it returns: a table, one JSON document, a long-form CSV (a `section
 
 from __future__ import annotations
 
-import os
 import sys
-import uuid
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import redirect_stdout
 from datetime import datetime
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated, Any
 
 import jinja2
@@ -25,37 +21,18 @@ from ledger import service as ledger_service
 from ledger.administration import payouts, statement
 from ledger.administration.payouts import PlanResult
 from ledger.administration.plan import Plan
-from ledger.errors import InputError
 from ledger.money import format_amount
+from segledger.admin_case_cli import FREEZE_FIRST, OutOption
 from segledger.admin_cli import admin_app, payouts_app
 from segledger.common import db_url, handled, progress_bar
-from segledger.output import Column, Format, console, group_digits, print_json, show_time
-from segledger.reconcile_cli import FORMAT_HELP, Section, emit_sections, print_sections, write_sections
-
-FormatOption = Annotated[Format, typer.Option("--format", help=FORMAT_HELP)]
-OutOption = Annotated[Path | None, typer.Option(
-    "--out", help="Write the output to this file instead (replaced whole, or left as it was "
-    "if anything fails).", show_default=False)]
-FREEZE_FIRST = "Refused (exit 2) unless the ledger is frozen (`segledger admin freeze`)."
-
-
-def _line(text: str) -> None:
-    console().print(text, markup=False, highlight=False)
-
-
-def _into_place(out: Path, write: Callable[[], None]) -> None:
-    """Written beside --out and renamed into place when complete: a failure leaves nothing."""
-    partial = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
-    try:
-        with partial.open("w", encoding="utf-8", newline="") as handle, redirect_stdout(handle):
-            write()
-        os.replace(partial, out)
-    except OSError as error:
-        raise InputError(f"cannot write {out}: {error.strerror}", field="--out") from None
-    finally:
-        if partial.exists():
-            partial.unlink()
-
+from segledger.output import Column, Format, check_new, group_digits, line, print_json, print_out, show_time
+from segledger.reconcile_cli import (
+    FormatOption,
+    Section,
+    emit_sections,
+    print_sections,
+    write_sections,
+)
 
 # --- admin plan -----------------------------------------------------------------------------
 
@@ -89,16 +66,17 @@ def plan_command(
     fmt: FormatOption = Format.TABLE,
     out: OutOption = None,
 ) -> None:
+    check_new(out)  # before the plan is stored: a refusal writes nothing
     result = payouts.make_plan(ledger_service.connect(db_url(ctx)), rules, from_run)
     hash_line = (f"plan {result.stored.plan_hash} "
                  f"({'stored' if result.new else 'stored before'} at "
                  f"{show_time(result.stored.created_at)})")
     if out is not None:
-        _into_place(out, lambda: _show_plan(result, fmt))
+        print_out(out, lambda: _show_plan(result, fmt))
         print(hash_line)
     elif fmt is Format.TABLE:
         _show_plan(result, fmt)
-        _line(hash_line)
+        line(hash_line)
     else:
         _show_plan(result, fmt)
         print(hash_line, file=sys.stderr)
@@ -120,17 +98,17 @@ def _print_plan_head(plan: Plan) -> None:
     basis = plan.basis
     assert basis is not None, "a stored plan has its basis"
     case = f", case {basis.case_no}" if basis.case_no else ""
-    _line(f"Distribution plan{case}, administrator {basis.administrator}, cut-off "
+    line(f"Distribution plan{case}, administrator {basis.administrator}, cut-off "
           f"{show_time(basis.cutoff)}")
-    _line(f"pools: verified external balances of run {basis.run_id}" if basis.run_id else
+    line(f"pools: verified external balances of run {basis.run_id}" if basis.run_id else
           "pools: ledger figures, not verified (give --from-run RUN_ID for a reconciliation's)")
     rules = plan.rules
     if rules is None:
-        _line("tier 1 only: no rules (give --rules FILE for tier 2)")
+        line("tier 1 only: no rules (give --rules FILE for tier 2)")
         return
     assert plan.estate_minor is not None
     quote = _grouped(rules.quote_scale)
-    _line(f"rules: quote {rules.quote}, basic payment {quote(rules.basic_payment_minor)}, "
+    line(f"rules: quote {rules.quote}, basic payment {quote(rules.basic_payment_minor)}, "
           f"early share {rules.early_share}, estate {quote(plan.estate_minor)}; prices "
           f"{', '.join(f'{a} {p}' for a, p in rules.prices.items()) or 'none needed'} "
           f"(table {basis.prices_sha256})")
@@ -142,7 +120,7 @@ def _print_tier2_foot(plan: Plan) -> None:
     quote, second = _grouped(plan.rules.quote_scale), plan.tier2
     prorated = [step for step, flag in (("basic payments", second.basic_prorated),
                                         ("early lump-sums", second.early_prorated)) if flag]
-    _line(f"tier 2: estate {quote(second.estate_minor)} {plan.rules.quote}, allotted "
+    line(f"tier 2: estate {quote(second.estate_minor)} {plan.rules.quote}, allotted "
           f"{quote(second.allocated_minor)}, left in the estate {quote(second.left_minor)}"
           + (f"; paid pro rata: {', '.join(prorated)}" if prorated else ""))
 
@@ -296,14 +274,14 @@ def status_command(ctx: typer.Context, fmt: FormatOption = Format.TABLE) -> None
                 Section("total", f"Total (valued in {total['quote'] or 'n/a'})",
                         [Column("quote"), *columns[2:], Column("not_valued_because")], [total])]
     if fmt is Format.TABLE:
-        _line(_plan_line(document["plan"]))
+        line(_planline(document["plan"]))
         if document["latest_plan"] is not None:
-            _line(f"a later plan is stored and not distributed: "
+            line(f"a later plan is stored and not distributed: "
                   f"{document['latest_plan']['hash']}")
     emit_sections(fmt, document, sections)
 
 
-def _plan_line(plan: Mapping[str, Any] | None) -> str:
+def _planline(plan: Mapping[str, Any] | None) -> str:
     if plan is None:
         return "no plan is stored yet (`segledger admin plan`)"
     pools = (f"pools of run {plan['run_id']}" if plan["run_id"] else
@@ -354,7 +332,7 @@ def statement_command(
     if out is None:
         write()
     else:
-        _into_place(out, write)
+        print_out(out, write)
         print(f"wrote the statement of {customer} to {out}")
 
 
@@ -383,7 +361,7 @@ def statement_text(document: Mapping[str, Any]) -> str:
     lines = [f"Statement of creditor {doc['creditor']}",
              f"case {case['case'] or '-'}, administrator {case['administrator']}, "
              f"cut-off {case['cutoff']}",
-             _plan_line(document["plan"]) if plan else "no plan yet", ""]
+             _planline(document["plan"]) if plan else "no plan yet", ""]
     lines += _text_block("Claims at the cut-off", doc["claims"], ("asset", "claim", "price",
                                                                    "value"))
     election = doc["election"]

@@ -12,13 +12,17 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import sys
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
+from contextlib import redirect_stdout
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -93,6 +97,58 @@ def group_digits(amount: str) -> str:
     while len(whole) > 3:
         whole, groups = whole[:-3], [whole[-3:], *groups]
     return sign + ",".join([whole, *groups]) + dot + fraction
+
+
+def line(text: str) -> None:
+    """One line of prose on stdout, exactly as given (no markup, no highlighting)."""
+    console().print(text, markup=False, highlight=False)
+
+
+def write_out(out: Path, write: Callable[[Path], None]) -> None:
+    """The one writer of `--out FILE`, as `reconcile export --out` writes its directory: the
+    file must not exist (an existing one is refused, never overwritten); `write` fills a file
+    beside it, which is moved into place only once complete, so a failure leaves nothing.
+    The move cannot replace a file created in the meantime: it is a hard link, which refuses
+    an existing name, then the removal of the partial file."""
+    check_new(out)
+    partial = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        write(partial)
+        os.link(partial, out)
+    except FileExistsError:
+        raise InputError(f"{out} already exists; choose a new file", field="--out") from None
+    except OSError as error:
+        if error.errno in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP) \
+                and partial.exists():
+            _rename_new(partial, out)  # a file system without hard links
+        else:
+            raise InputError(f"cannot write {out}: {error.strerror}", field="--out") from None
+    finally:
+        if partial.exists():
+            partial.unlink()
+
+
+def check_new(out: Path | None) -> None:
+    """Refuse an existing --out: called first by a command that records something, so that
+    a refused --out leaves nothing written."""
+    if out is not None and os.path.lexists(out):
+        raise InputError(f"{out} already exists; choose a new file", field="--out")
+
+
+def _rename_new(partial: Path, out: Path) -> None:
+    check_new(out)
+    try:
+        os.rename(partial, out)
+    except OSError as error:
+        raise InputError(f"cannot write {out}: {error.strerror}", field="--out") from None
+
+
+def print_out(out: Path, write: Callable[[], None]) -> None:
+    """`write_out` for output that `write` prints to stdout (UTF-8 text)."""
+    def into(path: Path) -> None:
+        with path.open("w", encoding="utf-8", newline="") as handle, redirect_stdout(handle):
+            write()
+    write_out(out, into)
 
 
 def console(stderr: bool = False) -> Console:

@@ -20,15 +20,16 @@ from typing import Any
 
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from ledger.administration import case
 from ledger.administration.inputs import AssetPool, Claim, Dispute, Election
 from ledger.chart import parse_chart
+from ledger.errors import InputError
 from ledger.storage.chart_store import load_chart
 from ledger.storage.rows import load_freeze
-from ledger.storage.schema import entries
+from ledger.storage.schema import admin_plans, entries
 from reconcile import service as reconcile_service
 from reconcile.adapters.camt053 import write_statement
 from reconcile.rules import load_rulebook
@@ -39,6 +40,7 @@ BEFORE = "2025-11-25T09:00:00+09:00"
 AFTER = "2025-11-27T09:00:00+09:00"
 TRUST, HOT, COLD = "custody:customer:trust:JPY", "custody:customer:hot:BTC", "custody:customer:cold:BTC"
 GUARANTEE = "custody:company:guarantee:BTC"
+SUSPENSE = "suspense:receipts:BTC"
 IBAN = "JP00TEST0000000000001"
 PRICES = {"quote": "JPY", "as_of": CUTOFF, "prices": {"BTC": "749318.83"}}
 ADMIN_TABLES = ("administration", "admin_prices", "admin_elections", "admin_disputes")
@@ -48,6 +50,9 @@ ADMIN_TABLES = ("administration", "admin_prices", "admin_elections", "admin_disp
 def exchange(engine: Engine) -> Engine:
     chart = json.loads(json.dumps(CHART))
     chart["assets"].append({"code": "ETH", "kind": "crypto", "scale": 18, "chain": "ethereum"})
+    # Receipts not yet identified: owed to someone, so a customer liability (by role and pool).
+    chart["accounts"].append({"code": SUSPENSE, "asset": "BTC", "pool": "customer",
+                              "role": "suspense"})
     for account in chart["accounts"]:
         if account["code"] == TRUST:
             account["external"] = {"iban": IBAN}
@@ -151,7 +156,7 @@ def test_a_bad_freeze_is_refused_and_leaves_the_ledger_open(
         assert load_freeze(connection) is None
 
 
-def test_after_the_freeze_only_distributions_after_the_cutoff_and_records_are_accepted(
+def test_after_the_freeze_only_the_administrators_distributions_and_records_are_accepted(
         frozen: Engine, tmp_path: Path) -> None:
     url = _url(frozen)
     late = write_jsonl(tmp_path / "late.jsonl", [deposit("late-2", "c-001", "5", at=AFTER)])
@@ -165,9 +170,13 @@ def test_after_the_freeze_only_distributions_after_the_cutoff_and_records_are_ac
              "the cut-off")
     paid = write_jsonl(tmp_path / "dist.jsonl", [entry(
         "dist-1", "distribution", ("customer:c-002:JPY", TRUST, "100"), at=AFTER)])
-    done = cli("--db", url, "post", str(paid))
-    assert (done.returncode, done.stdout) == (0, "posted 1 entries (2 postings), skipped 0 "
-                                                 "duplicates\n"), done.stderr
+    # Dated after the cut-off, but not posted by `admin distribute` for a stored plan: a
+    # plain post of a distribution would be counted as paid, so it is refused.
+    _refused(cli("--db", url, "post", str(paid)), "distributions come from `segledger admin "
+             "distribute")
+    with frozen.connect() as connection:
+        assert connection.execute(select(entries.c.key).where(
+            entries.c.type == "distribution")).scalars().all() == []
     # The administrator's record of a recovered wallet, dated before the cut-off: it is
     # accepted, kept with its reason, and it changes the claims.
     found = write_jsonl(tmp_path / "found.jsonl", [deposit("found", "c-003", "0.5", "BTC",
@@ -269,7 +278,7 @@ def test_claims_at_the_cutoff_in_kind_and_valued_at_the_commencement_prices(
     lines = csv.stdout.splitlines()
     assert lines[0] == ("section,cutoff,case,administrator,quote,prices_as_of,prices_sha256,"
                         "value_total,in_flight_run,in_flight_note,creditor,asset,amount,price,"
-                        "value,creditors,kind,account,on,entry,reference,detail")
+                        "value,creditors,account,kind,on,entry,reference,detail")
     assert "claims,,,,,,,,,,c-001,BTC,2.00000000,749318.83,1498637,,,,,,," in lines
     table = admin(frozen, "claims")
     assert "1,498,637" in table.stdout and "total 4297273 JPY" in table.stdout
@@ -283,7 +292,7 @@ def test_claims_as_an_excel_workbook_of_exact_text_amounts(frozen: Engine, tmp_p
                  "--format", "xlsx", "--out", str(out))
     assert (done.returncode, done.stdout) == (0, ""), done.stderr
     book = load_workbook(out)
-    assert book.sheetnames == ["Case", "Claims", "Totals", "In flight"]
+    assert book.sheetnames == ["Case", "Claims", "Totals", "Unidentified", "In flight"]
     rows = list(book["Claims"].iter_rows(values_only=True))
     assert rows[0] == ("creditor", "asset", "amount", "price", "value")
     assert rows[1] == ("c-001", "BTC", "2.00000000", "749318.83", "1498637")
@@ -332,6 +341,63 @@ def test_pool_from_the_ledger_says_it_is_not_verified(frozen: Engine) -> None:
     assert (jpy["pool"], jpy["claims"], jpy["coverage"]) == ("1300000", "1300000", "1.000000")
     table = admin(frozen, "pool")
     assert "ledger figures at the cut-off, not verified" in table.stdout.splitlines()
+
+
+def test_unidentified_receipts_in_suspense_are_owed_and_no_plan_shares_them_out(
+        frozen: Engine, tmp_path: Path) -> None:
+    # 5 BTC arrive before the cut-off from a sender nobody has identified: the hot wallet
+    # holds them, the suspense account owes them. The administrator records the receipt.
+    receipt = write_jsonl(tmp_path / "receipt.jsonl", [
+        entry("u1", "deposit", (HOT, SUSPENSE, "5"), at=BEFORE)])
+    done = admin(frozen, "record", str(receipt), "--reason", "unidentified receipt found")
+    assert done.returncode == 0, done.stderr
+    # The pool is 2.8 + 5 = 7.8 BTC; the claims are the creditors' 4 BTC and the 5 BTC owed
+    # to someone unknown: 9 BTC, 86.67% covered (counting only the 4 BTC would show 195%
+    # and a 3.8 BTC surplus, so that a plan paid the 5 BTC to c-001, c-002 and c-003).
+    btc = _json(frozen, "pool")["assets"][0]
+    assert {k: btc[k] for k in ("asset", "pool", "claims", "unidentified", "creditors",
+                                "coverage", "coverage_fraction", "shortfall", "surplus")} == {
+        "asset": "BTC", "pool": "7.80000000", "claims": "9.00000000",
+        "unidentified": "5.00000000", "creditors": 3, "coverage": "0.866666",
+        "coverage_fraction": "13/15", "shortfall": "1.20000000", "surplus": "0.00000000"}
+    assert "receipts held in suspense" in admin(frozen, "pool").stdout
+    # `admin claims` lists them apart from the creditors' claims, valued like a claim:
+    # floor(5 × 749,318.83) = 3,746,594 JPY.
+    document = _json(frozen, "claims", "--prices", str(_write(tmp_path / "p.json", PRICES)))
+    assert document["unidentified"] == [{"account": SUSPENSE, "asset": "BTC",
+                                         "amount": "5.00000000", "price": "749318.83",
+                                         "value": "3746594"}]
+    assert [t["amount"] for t in document["totals"]] == ["4.00000000", "1300000"]
+    table = admin(frozen, "claims").stdout
+    assert "Unidentified receipts in suspense" in table and SUSPENSE in table
+    csv = admin(frozen, "claims", "--format", "csv").stdout.splitlines()
+    assert f"unidentified,,,,,,,,,,,BTC,5.00000000,749318.83,3746594,,{SUSPENSE},,,,," in csv
+    # A plan's claims are refused until the receipts are identified, naming the account.
+    with frozen.connect() as connection:
+        freeze = case.require_freeze(connection)
+        assert len(case.load_claims(connection, freeze)) == 5
+        with pytest.raises(InputError) as refused:
+            case.plan_claims(connection, freeze)
+    assert str(refused.value).startswith(
+        f"suspense account {SUSPENSE} holds 5.00000000 BTC at the cut-off")
+    assert "segledger admin record FILE --reason" in str(refused.value)
+    # So is `admin plan` itself: exit 2 naming the account, and no plan stored.
+    planned = admin(frozen, "plan")
+    assert planned.returncode == 2 and f"suspense account {SUSPENSE}" in planned.stderr
+    with frozen.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(admin_plans)).scalar() == 0
+    # Identified as c-005's deposit: moved to c-005's account, dated before the cut-off.
+    moved = write_jsonl(tmp_path / "moved.jsonl", [
+        entry("u1-identified", "transfer", (SUSPENSE, "customer:c-005:BTC", "5"), at=BEFORE)])
+    done = admin(frozen, "record", str(moved), "--reason", "u1 identified: c-005's deposit")
+    assert done.returncode == 0, done.stderr
+    with frozen.connect() as connection:
+        claims = case.plan_claims(connection, case.require_freeze(connection))
+    assert Claim("c-005", "BTC", 500_000_000) in claims and len(claims) == 6
+    btc = _json(frozen, "pool")["assets"][0]
+    assert (btc["claims"], btc["unidentified"], btc["creditors"], btc["coverage"]) == (
+        "9.00000000", "0.00000000", 4, "0.866666")
+    assert _json(frozen, "claims")["unidentified"] == []
 
 
 def _run(engine: Engine, tmp_path: Path, as_of: str) -> str:
@@ -496,7 +562,7 @@ BAD_DISPUTES: dict[str, tuple[Any, tuple[str, ...]]] = {
     "unknown_asset": (_disputes({**OPEN, "asset": "DOGE"}),
                       ("disputes[0].asset:", 'unknown asset "DOGE"')),
     "negative": (_disputes({**OPEN, "creditor": "c-001", "claimed": "-1"}),
-                 ("disputes[0].claimed:", "-1 is negative")),
+                 ("disputes[0].claimed:", "must not be negative, not -1")),
     "not_a_number": (_disputes({**OPEN, "creditor": "c-001", "claimed": "one"}),
                      ("disputes[0].claimed:", '"one" is not a plain decimal number')),
     "json_float": (_disputes({**OPEN, "creditor": "c-001", "claimed": 0.5}),

@@ -14,12 +14,15 @@ import io
 import json
 import random
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from ledger.administration.distribution import Distributed
+from ledger.administration.statement import status_numbers
 from ledger.storage.engine import make_engine
 from ledger.storage.schema import admin_plans, entries
 from tests.helpers import CHART, THEFT, cli, deposit, entry, write_jsonl
@@ -93,11 +96,12 @@ def chart() -> dict[str, Any]:
 def build_case(db: str, folder: Path, *, prices: bool = True, inputs: bool = True,
                deposits: list[dict[str, Any]] | None = None,
                elections: list[dict[str, str]] | None = None,
-               administrator: str = "Nobuaki Kobayashi") -> Case:
+               administrator: str = "Nobuaki Kobayashi",
+               with_chart: dict[str, Any] | None = None) -> Case:
     """The Mt. Gox-like ledger frozen at the cut-off, with its commencement prices, the
     elections and frank's disputed 1 BTC recorded."""
     case = Case(db, folder)
-    case.run("chart", "load", case.file("chart.json", chart()))
+    case.run("chart", "load", case.file("chart.json", with_chart or chart()))
     write_jsonl(folder / "day.jsonl", [*(deposits or DEPOSITS), *LATER])
     case.run("post", str(folder / "day.jsonl"))
     case.run("admin", "freeze", "--cutoff", CUTOFF, "--administrator", administrator,
@@ -292,6 +296,9 @@ def test_rules_need_the_recorded_commencement_prices(migrated_db_url: str, tmp_p
     ({"pay_from": TRUST}, "pay_from: custody:customer:trust:JPY is a customer-pool account"),
     ({"charge_to": OPERATING}, "charge_to: custody:company:operating:JPY is a custody account; "
                                "charge_to must be not a custody account"),
+    ({"basic_payment": "9" * 80}, "basic_payment: has 80 digits before the point, more than "
+                                  "the ledger holds (78 in JPY)"),
+    ({"estate": "1" + "0" * 78}, "estate: has 79 digits before the point"),
 ])
 def test_bad_rules_files_are_exit_2_naming_the_field_and_store_nothing(
         case: Case, change: dict[str, Any], message: str) -> None:
@@ -302,6 +309,53 @@ def test_bad_rules_files_are_exit_2_naming_the_field_and_store_nothing(
     assert case.count(admin_plans) == 0 and case.count(entries, entries.c.type == "distribution") == 0
 
 
+def test_a_rules_amount_the_quote_cannot_hold_names_the_file_line_and_field(case: Case) -> None:
+    # One field a line: the error names the line of the field the user wrote.
+    path = case.file("rules.json", json.dumps({**RULES, "estate": "3000000.5"}, indent=1))
+    done = case.run("admin", "plan", "--rules", path, code=2)
+    assert done.stderr == (f"error: {path}:4: estate: amount 3000000.5 has 1 decimals, the "
+                           "asset allows 0 (JPY, the quote of the commencement prices)\n")
+    path = case.file("rules.json", json.dumps({**RULES, "basic_payment": "9" * 80}, indent=1))
+    done = case.run("admin", "plan", "--rules", path, code=2)
+    assert done.stderr == (f"error: {path}:2: basic_payment: has 80 digits before the point, "
+                           "more than the ledger holds (78 in JPY)\n")
+    assert case.count(admin_plans) == 0
+
+
+def test_a_dispute_in_an_asset_the_price_table_does_not_price_names_the_table(
+        migrated_db_url: str, tmp_path: Path) -> None:
+    extended = chart()
+    extended["assets"].append({"code": "ETH", "kind": "crypto", "scale": 18,
+                               "chain": "ethereum"})
+    extended["accounts"].append({"code": "custody:customer:cold:ETH", "asset": "ETH",
+                                 "pool": "customer", "role": "custody",
+                                 "location": "cold_wallet"})
+    case = build_case(migrated_db_url, tmp_path, inputs=False, with_chart=extended)
+    case.run("admin", "disputes", "load", case.file("disputes.json", {"disputes": [
+        {"creditor": "frank", "asset": "ETH", "claimed": "2", "status": "open"}]}))
+    done = case.run("admin", "plan", "--rules", str(tmp_path / "rules.json"), code=2)
+    assert done.stderr == ('error: no commencement price for ETH (owed to "frank" among '
+                           "others): the commencement price table has no price for ETH, so "
+                           "what is owed in it cannot be valued in JPY\n")
+    assert case.count(admin_plans) == 0
+
+
+def test_out_never_replaces_a_file_and_a_refused_plan_stores_nothing(case: Case) -> None:
+    out = case.folder / "plan.json"
+    out.write_text("kept", "utf-8")
+    done = case.run("admin", "plan", "--format", "json", "--out", str(out), code=2)
+    assert done.stderr == f"error: --out: {out} already exists; choose a new file\n"
+    assert out.read_text("utf-8") == "kept" and case.count(admin_plans) == 0
+    done = case.run("admin", "statement", "alice", "--out", str(out), code=2)
+    assert "already exists" in done.stderr and out.read_text("utf-8") == "kept"
+    fresh = case.folder / "alice.txt"
+    done = case.run("admin", "statement", "alice", "--out", str(fresh))
+    assert done.stdout == f"wrote the statement of alice to {fresh}\n"
+    assert fresh.read_text("utf-8").startswith("Statement of creditor alice\n")
+    # Nothing partial is left beside the files.
+    assert sorted(p.name for p in case.folder.iterdir() if p.name.startswith(".")) == []
+
+
 def test_a_rules_file_missing_a_field_or_not_json_is_exit_2(case: Case) -> None:
     missing = case.file("missing.json", {k: v for k, v in RULES.items() if k != "charge_to"})
     done = case.run("admin", "plan", "--rules", missing, code=2)
@@ -309,3 +363,21 @@ def test_a_rules_file_missing_a_field_or_not_json_is_exit_2(case: Case) -> None:
     broken = case.file("broken.json", '{"basic_payment": "1",')
     assert "malformed JSON" in case.run("admin", "plan", "--rules", broken, code=2).stderr
     assert case.count(admin_plans) == 0
+
+
+def test_status_outstanding_is_summed_per_payout_so_an_overpayment_hides_no_one() -> None:
+    # The plan shown allots alice 600 and bob 400 satoshi in tier 1; alice was paid 700 (an
+    # earlier plan allotted her more), bob 100. Still to distribute: bob's 300, not the
+    # 1000 − 800 = 200 that netting alice's 100 against bob's shortfall would show.
+    document = {"tier1": {"lines": [
+        {"creditor": "alice", "asset": "BTC", "paid_minor": "600"},
+        {"creditor": "bob", "asset": "BTC", "paid_minor": "400"}]}, "tier2": None}
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    paid = [Distributed(entry_id=1, key="dist:a", plan="p" * 64, tier=1, creditor="alice",
+                        asset="BTC", amount_minor=700, effective_at=at),
+            Distributed(entry_id=2, key="dist:b", plan="p" * 64, tier=1, creditor="bob",
+                        asset="BTC", amount_minor=100, effective_at=at)]
+    rows = status_numbers(document, paid, {"dist:a"})
+    assert dict(rows[(1, "BTC")]) == {"planned": 1000, "payouts_planned": 2, "outstanding": 300,
+                                      "paid": 800, "payouts_paid": 2, "confirmed": 700,
+                                      "payouts_confirmed": 1}

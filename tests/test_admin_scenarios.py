@@ -252,8 +252,9 @@ def test_mtgox_from_theft_to_final_payment(migrated_db_url: str, tmp_path: Path)
     assert len(gox.payout_keys()) == payouts
 
     keys = gox.payout_keys()
+    references = {key: f"REF-{n}" for n, key in enumerate(keys)}
     gox.run("admin", "payouts", "confirm", gox.file("sent.json", {"payouts": [
-        {"entry": key, "reference": f"REF-{n}"} for n, key in enumerate(keys)]}))
+        {"entry": key, "reference": reference} for key, reference in references.items()]}))
     status = gox.json("admin", "status")
     by_row = {(row["tier"], row["asset"]): row for row in status["rows"]}
     assert by_row[(1, "BTC")]["paid"] == "3.99999998"
@@ -284,10 +285,15 @@ def test_mtgox_from_theft_to_final_payment(migrated_db_url: str, tmp_path: Path)
     assert statement["tier2"]["payable"] == str(200_000 + final_after["erin"])
     assert statement["disputes"] == [{"asset": "BTC", "claimed": "2.00000000",
                                       "status": "allowed", "allowed": "1.00000000"}]
-    sent = {(item["tier"], item["amount"]): item["reference"] for item in statement["distributed"]}
-    # Her yen was paid in kind and confirmed; the estate's payment is new and not yet sent.
-    assert sent == {(1, "300000"): sent[(1, "300000")], (2, statement["tier2"]["payable"]): None}
-    assert str(sent[(1, "300000")]).startswith("REF-")
+    sent = {(item["tier"], item["amount"]): (item["entry"], item["reference"])
+            for item in statement["distributed"]}
+    # Her yen was paid in kind and confirmed with the reference given for that payout's key;
+    # the estate's payment is new and not yet sent.
+    assert set(sent) == {(1, "300000"), (2, statement["tier2"]["payable"])}
+    entry_1, reference_1 = sent[(1, "300000")]
+    assert entry_1 in references and reference_1 == references[entry_1]
+    entry_2, reference_2 = sent[(2, statement["tier2"]["payable"])]
+    assert entry_2 not in references and reference_2 is None
 
 
 # --- DMM -------------------------------------------------------------------------------

@@ -22,8 +22,9 @@ from sqlalchemy import Connection, select
 from ledger.administration.inputs import AssetPool, Claim, Dispute, Election
 from ledger.book import Freeze
 from ledger.errors import InputError, shown
+from ledger.json_input import decimal_text
 from ledger.model import Account, Pool, Purpose, Role
-from ledger.money import parse_amount
+from ledger.money import format_amount, parse_amount
 from ledger.prices import PriceTable
 from ledger.storage.reading import AccountFilter, balances_at
 from ledger.storage.rows import account_from_row, load_assets, load_freeze
@@ -41,17 +42,67 @@ def require_freeze(connection: Connection) -> Freeze:
 
 # --- Claims -------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Unidentified:
+    """A customer-pool suspense account's balance at the cut-off: receipts not yet identified,
+    owed to someone outside the company (the ledger's one definition of a customer liability,
+    `Account.is_customer_liability`), but to no creditor the plan knows."""
+
+    account: str
+    asset: str
+    amount_minor: int  # normal side: positive when receipts are held
+
+
+def _liabilities(connection: Connection, freeze: Freeze
+                 ) -> tuple[dict[tuple[str, str], int], list[Unidentified]]:
+    """The customer liabilities at the cut-off: owed per (creditor, asset), and the rest (the
+    suspense accounts of the customer pool), each non-zero."""
+    owed: dict[tuple[str, str], int] = defaultdict(int)
+    unidentified: list[Unidentified] = []
+    for row in balances_at(connection, freeze.cutoff, where=AccountFilter(pool=Pool.CUSTOMER)):
+        account = row.account
+        if not account.is_customer_liability:
+            continue
+        if account.role is Role.CUSTOMER_LIABILITY and account.customer is not None:
+            owed[(account.customer, account.asset)] += row.balance_minor
+        elif row.balance_minor:
+            unidentified.append(Unidentified(account.code, account.asset, row.balance_minor))
+    return owed, unidentified
+
+
 def load_claims(connection: Connection, freeze: Freeze) -> tuple[Claim, ...]:
     """Each customer's claim per asset: the balance of the customer's customer_liability
     accounts at effective_at <= the cut-off, non-zero only, by (creditor, asset). Entries the
     administrator records later dated at or before the cut-off count: that is how a claim is
-    corrected."""
-    owed: dict[tuple[str, str], int] = defaultdict(int)
-    for row in balances_at(connection, freeze.cutoff,
-                           where=AccountFilter(role=Role.CUSTOMER_LIABILITY)):
-        creditor = row.account.customer
-        assert creditor is not None, "a customer_liability account names its customer"
-        owed[(creditor, row.account.asset)] += row.balance_minor
+    corrected. Receipts held in suspense are no one's claim yet: see `unidentified_at` and
+    `plan_claims`."""
+    owed, _ = _liabilities(connection, freeze)
+    return tuple(Claim(creditor, asset, amount)
+                 for (creditor, asset), amount in sorted(owed.items()) if amount)
+
+
+def unidentified_at(connection: Connection, freeze: Freeze) -> tuple[Unidentified, ...]:
+    """Every customer-pool suspense account with a non-zero balance at the cut-off, by code."""
+    _, unidentified = _liabilities(connection, freeze)
+    return tuple(unidentified)
+
+
+def plan_claims(connection: Connection, freeze: Freeze) -> tuple[Claim, ...]:
+    """The claims a plan shares the pools out to: `load_claims`, refused while any customer-
+    pool suspense account holds a balance at the cut-off. That money is owed to someone the
+    ledger has not identified; a plan without them would pay it to the other creditors."""
+    owed, unidentified = _liabilities(connection, freeze)
+    if unidentified:
+        scales = {code: asset.scale for code, asset in load_assets(connection).items()}
+        first = unidentified[0]
+        others = f" (and {len(unidentified) - 1} more suspense accounts)" \
+            if len(unidentified) > 1 else ""
+        raise InputError(
+            f"suspense account {first.account} holds "
+            f"{format_amount(first.amount_minor, scales[first.asset])} {first.asset} at the "
+            f"cut-off{others}: unidentified receipts are owed to someone, and a plan would "
+            "share them out to the other creditors; identify them first (`segledger admin "
+            "record FILE --reason …` moving them to the customer's account)")
     return tuple(Claim(creditor, asset, amount)
                  for (creditor, asset), amount in sorted(owed.items()) if amount)
 
@@ -87,6 +138,8 @@ class Pools:
     assets: tuple[PoolAsset, ...]  # by asset code
     run_id: str | None
     verified: bool
+    # The suspense balances at the cut-off (ledger figures): owed, to no known creditor.
+    unidentified: tuple[Unidentified, ...] = ()
 
     def plan_pools(self) -> tuple[AssetPool, ...]:
         return tuple(AssetPool(item.asset, item.scale, item.pool_minor) for item in self.assets)
@@ -128,10 +181,13 @@ def load_pools(connection: Connection, freeze: Freeze, run_id: str | None) -> Po
                                                    purpose))
     for claim in load_claims(connection, freeze):
         by_asset.setdefault(claim.asset, [])
+    unidentified = unidentified_at(connection, freeze)
+    for item in unidentified:
+        by_asset.setdefault(item.asset, [])
     return Pools(tuple(
         PoolAsset(asset, assets[asset].scale, sum(item.amount_minor for item in items),
                   tuple(items))
-        for asset, items in sorted(by_asset.items())), run_id, run_id is not None)
+        for asset, items in sorted(by_asset.items())), run_id, run_id is not None, unidentified)
 
 
 def _run_balances(connection: Connection, freeze: Freeze, run_id: str,
@@ -185,22 +241,15 @@ class CommencementPrices:
 
     def to_json(self) -> dict[str, Any]:
         return {"quote": self.quote, "as_of": self.as_of.isoformat(),
-                "prices": {asset: plain(price) for asset, price in self.prices.items()},
+                "prices": {asset: decimal_text(price) for asset, price in self.prices.items()},
                 "sha256": self.sha256, "source": self.source,
                 "recorded_at": self.recorded_at.isoformat() if self.recorded_at else None}
-
-
-def plain(value: Decimal) -> str:
-    """A decimal without trailing zeros or an exponent ("749318.830" → "749318.83"), exactly
-    (Decimal.normalize rounds at the context's 28 digits)."""
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def canonical_prices(quote: str, as_of: datetime, prices: Mapping[str, Decimal]) -> str:
     """The one text of a table: the same table gives the same text and SHA-256."""
     return json.dumps({"as_of": as_of.isoformat(), "quote": quote,
-                       "prices": {asset: plain(prices[asset]) for asset in sorted(prices)
+                       "prices": {asset: decimal_text(prices[asset]) for asset in sorted(prices)
                                   if asset != quote}},
                       sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
@@ -227,7 +276,7 @@ def load_prices(connection: Connection) -> CommencementPrices | None:
 def save_prices(connection: Connection, prices: CommencementPrices, at: datetime) -> None:
     connection.execute(admin_prices.insert().values(
         id=1, quote=prices.quote, as_of=prices.as_of,
-        prices=json.dumps({asset: plain(price) for asset, price in prices.prices.items()},
+        prices=json.dumps({asset: decimal_text(price) for asset, price in prices.prices.items()},
                           sort_keys=True, separators=(",", ":")),
         sha256=prices.sha256, source=prices.source[:500], recorded_at=at))
 

@@ -14,11 +14,19 @@ from typing import Any
 from sqlalchemy import Connection
 
 from ledger.administration import in_flight
-from ledger.administration.case import CommencementPrices, Pools, load_claims, load_prices, plain
+from ledger.administration.case import (
+    CommencementPrices,
+    Pools,
+    Unidentified,
+    load_claims,
+    load_prices,
+    unidentified_at,
+)
 from ledger.administration.in_flight import InFlight
 from ledger.administration.inputs import Claim
 from ledger.administration.rounding import value_in_quote
 from ledger.book import Freeze
+from ledger.json_input import decimal_text
 from ledger.money import format_amount
 from ledger.storage.rows import load_assets
 
@@ -53,12 +61,25 @@ class AssetTotal:
 
 
 @dataclass(frozen=True)
+class UnidentifiedLine:
+    account: str
+    asset: str
+    scale: int
+    amount_minor: int
+    price: Decimal | None
+    value_minor: int | None
+
+
+@dataclass(frozen=True)
 class ClaimsReport:
     freeze: Freeze
     prices: CommencementPrices | None
     lines: tuple[ClaimLine, ...]  # by creditor, then asset
     totals: tuple[AssetTotal, ...]  # by asset
     in_flight: InFlight
+    # Customer-pool suspense balances at the cut-off: owed, to no identified creditor; a plan
+    # is refused until the administrator records who they belong to.
+    unidentified: tuple[UnidentifiedLine, ...] = ()
 
     @property
     def value_total_minor(self) -> int | None:
@@ -73,7 +94,7 @@ class ClaimsReport:
             return None if minor is None else format_amount(minor, quote_scale)
 
         def price(found: Decimal | None) -> str | None:
-            return None if found is None else plain(found)
+            return None if found is None else decimal_text(found)
 
         return {
             **freeze_json(self.freeze),
@@ -88,6 +109,10 @@ class ClaimsReport:
                         "price": price(total.price), "value": value(total.value_minor)}
                        for total in self.totals],
             "value_total": value(self.value_total_minor),
+            "unidentified": [{"account": line.account, "asset": line.asset,
+                              "amount": format_amount(line.amount_minor, line.scale),
+                              "price": price(line.price), "value": value(line.value_minor)}
+                             for line in self.unidentified],
             **self.in_flight.to_json(),
         }
 
@@ -105,15 +130,32 @@ def claims_report(connection: Connection, freeze: Freeze) -> ClaimsReport:
                    items[0].price,
                    None if prices is None else sum(item.value_minor or 0 for item in items))
         for asset, items in sorted(by_asset.items()))
-    return ClaimsReport(freeze, prices, lines, totals, in_flight.at_cutoff(connection, freeze))
+    held = tuple(_unidentified_line(item, scales[item.asset], prices)
+                 for item in unidentified_at(connection, freeze))
+    return ClaimsReport(freeze, prices, lines, totals, in_flight.at_cutoff(connection, freeze),
+                        held)
 
 
-def _line(claim: Claim, scale: int, prices: CommencementPrices | None) -> ClaimLine:
-    price = None if prices is None else prices.price_of(claim.asset)
+def _value(amount_minor: int, asset: str, scale: int, prices: CommencementPrices | None
+           ) -> tuple[Decimal | None, int | None]:
+    price = None if prices is None else prices.price_of(asset)
     # A table is recorded only if it prices every asset with a claim, and claims change only
     # by the administrator's records: a claim in a new asset is priced at nothing (None).
     value = None if price is None or prices is None else \
-        value_in_quote(claim.amount_minor, scale, price, prices.quote_scale)
+        value_in_quote(amount_minor, scale, price, prices.quote_scale)
+    return price, value
+
+
+def _unidentified_line(item: Unidentified, scale: int, prices: CommencementPrices | None
+                       ) -> UnidentifiedLine:
+    # value_in_quote takes a non-negative amount; a debit balance in suspense is shown unvalued.
+    price, value = _value(max(item.amount_minor, 0), item.asset, scale, prices)
+    return UnidentifiedLine(item.account, item.asset, scale, item.amount_minor, price,
+                            value if item.amount_minor >= 0 else None)
+
+
+def _line(claim: Claim, scale: int, prices: CommencementPrices | None) -> ClaimLine:
+    price, value = _value(claim.amount_minor, claim.asset, scale, prices)
     return ClaimLine(claim.creditor, claim.asset, scale, claim.amount_minor, price, value)
 
 
@@ -122,8 +164,9 @@ class PoolLine:
     asset: str
     scale: int
     pool_minor: int
-    claims_minor: int
+    claims_minor: int  # the creditors' claims and the unidentified receipts
     creditors: int
+    unidentified_minor: int = 0  # held in customer-pool suspense: owed, to no known creditor
 
     @property
     def coverage(self) -> Fraction | None:
@@ -165,6 +208,7 @@ class PoolReport:
             "assets": [{
                 "asset": line.asset, "pool": format_amount(line.pool_minor, line.scale),
                 "claims": format_amount(line.claims_minor, line.scale),
+                "unidentified": format_amount(line.unidentified_minor, line.scale),
                 "creditors": line.creditors, "coverage": ratio_text(line.coverage),
                 "coverage_fraction": None if line.coverage is None else
                 f"{line.coverage.numerator}/{line.coverage.denominator}",
@@ -185,6 +229,12 @@ def pool_report(freeze: Freeze, pools: Pools, claims: Sequence[Claim]) -> PoolRe
     owed: dict[str, list[int]] = defaultdict(list)
     for claim in claims:
         owed[claim.asset].append(claim.amount_minor)
-    lines = tuple(PoolLine(item.asset, item.scale, item.pool_minor, sum(owed[item.asset]),
-                           len(owed[item.asset])) for item in pools.assets)
+    # The suspense balances count in the claims: the pool stands for them as well, so the
+    # coverage is the ledger's (`Account.is_customer_liability`), not flattered.
+    held: dict[str, int] = defaultdict(int)
+    for item in pools.unidentified:
+        held[item.asset] += item.amount_minor
+    lines = tuple(PoolLine(item.asset, item.scale, item.pool_minor,
+                           sum(owed[item.asset]) + held[item.asset], len(owed[item.asset]),
+                           held[item.asset]) for item in pools.assets)
     return PoolReport(freeze, pools, lines)

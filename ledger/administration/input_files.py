@@ -35,22 +35,30 @@ DISPUTE_COLUMNS = ("creditor", "asset", "claimed", "status", "allowed")
 DISPUTE_REQUIRED = ("creditor", "asset", "claimed", "status")
 
 
-def amount_text(value: Any) -> Any:
-    """An amount's form: decimal text above zero. Its decimals are checked against the asset's
-    scale when the file is recorded, when the ledger's assets are known."""
+def decimal_field(value: Any, example: str, *, positive: bool) -> str:
+    """The one check of a decimal written in an administrator's file (an amount, a share):
+    text in quotes, plain digits with at most one point, not negative, above zero when
+    `positive`. Its decimals are checked against the asset's scale when the ledger's assets
+    are known."""
     if isinstance(value, bool) or not isinstance(value, str):
-        given = f"the number {value}" if isinstance(value, (int, float)) else kind_of(value)
-        raise ValueError(f"must be decimal text in quotes, such as \"0.5\", not {given} (a "
-                         "JSON number is refused: a float is not the decimal it prints)")
+        given = f"the number {value} (write it in quotes: \"{value}\"; a JSON number is " \
+            "refused: a float is not the decimal it prints)" \
+            if isinstance(value, (int, float)) else kind_of(value)
+        raise ValueError(f"must be a decimal number as text, such as \"{example}\", not {given}")
     if value.startswith("-") and PLAIN_DECIMAL.fullmatch(value[1:]):
-        raise ValueError(f"{value} is negative; an amount must be greater than zero")
+        raise ValueError(f"must not be negative, not {value}")
     if len(value) > MAX_AMOUNT_CHARS or not PLAIN_DECIMAL.fullmatch(value):
-        raise ValueError(f"{shown(value, 40)} is not a plain decimal number such as \"0.5\" "
-                         "(digits and at most one point; no sign, exponent, spaces or "
-                         "separators)")
-    if Decimal(value) == 0:
-        raise ValueError(f"{value} is zero; an amount must be greater than zero")
+        raise ValueError(f"{shown(value, 40)} is not a plain decimal number such as "
+                         f"\"{example}\" (digits and at most one point; no sign, exponent, "
+                         "spaces or separators)")
+    if positive and Decimal(value) == 0:
+        raise ValueError(f"must be greater than zero, not {value}")
     return value
+
+
+def amount_text(value: Any) -> str:
+    """An amount in a file of elections or disputes: decimal text above zero."""
+    return decimal_field(value, "0.5", positive=True)
 
 
 Amount = Annotated[str, BeforeValidator(amount_text)]

@@ -85,7 +85,7 @@ def plan_inputs(connection: Connection, rules: RulesFile | Settings | None,
     verified balances or the ledger's), and with rules the recorded prices, elections and
     disputes."""
     freeze = case.require_freeze(connection)
-    claims = case.load_claims(connection, freeze)
+    claims = case.plan_claims(connection, freeze)
     pools = case.load_pools(connection, freeze, run_id)
     basis = PlanBasis(freeze.cutoff, freeze.administrator, freeze.case_no, pools.run_id, None)
     if rules is None:

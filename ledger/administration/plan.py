@@ -36,6 +36,7 @@ from ledger.administration.inputs import (
 from ledger.administration.tier1 import MAX_CLAIMS, Tier1, Tier1Asset, Tier1Line, index_pools, tier1
 from ledger.administration.tier2 import Tier2, Tier2Line, Valuation, index_elections, tier2, valuations
 from ledger.errors import InputError, shown
+from ledger.json_input import decimal_text
 from ledger.model import ACCOUNT_CODE
 
 __all__ = [
@@ -159,6 +160,19 @@ def _check_elections(inputs: PlanInputs) -> None:
                              "creditor (a typing mistake in the id?)")
 
 
+def _check_priced(first: Tier1, rules: PlanRules, disputes: Iterable[Dispute]) -> None:
+    """Every amount tier 2 values has a commencement price: each shortfall and each live
+    dispute (open, or allowed), checked in the order they are valued."""
+    owed = [(line.creditor, line.asset) for line in first.lines if line.shortfall_minor > 0]
+    owed += [(dispute.creditor, dispute.asset) for dispute in disputes
+             if dispute.status in ("open", "allowed")]
+    for creditor, asset in sorted(owed):
+        if rules.price_of(asset) is None:
+            raise InputError(f"no commencement price for {asset} (owed to {shown(creditor)} "
+                             f"among others): the commencement price table has no price for "
+                             f"{asset}, so what is owed in it cannot be valued in {rules.quote}")
+
+
 def plan(inputs: PlanInputs) -> Plan:
     """The distribution plan: tier 1 in kind, then tier 2 from the general estate (tier 1
     only when the inputs have no rules)."""
@@ -168,6 +182,7 @@ def plan(inputs: PlanInputs) -> Plan:
     first = tier1(inputs.claims, inputs.pools)
     if inputs.rules is None:
         return Plan(None, None, (), first, (), None, inputs.basis)
+    _check_priced(first, inputs.rules, disputes.values())
     values = valuations(first, index_pools(inputs.pools), inputs.rules, disputes.values())
     second = tier2(values, inputs.elections, inputs.rules, inputs.estate_minor)
     return Plan(inputs.rules, inputs.estate_minor,
@@ -208,15 +223,6 @@ def replan(inputs: PlanInputs, rulings: Iterable[Dispute]) -> Plan:
 # --- the canonical form ------------------------------------------------------------------
 
 
-def _decimal_text(value: Decimal) -> str:
-    """Plain digits without trailing zeros ("749318.83", never "7.4931883E+5" or "749318.830"),
-    so two equal prices always serialise, and hash, alike."""
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text if text not in ("", "-0") else "0"
-
-
 def _record(value: Any, fields: Iterable[str]) -> dict[str, Any]:
     """The named attributes of a value: ints ending in `_minor` as digit strings (JSON readers
     that parse numbers as doubles would round a 78-digit amount), Decimals as plain text."""
@@ -226,7 +232,7 @@ def _record(value: Any, fields: Iterable[str]) -> dict[str, Any]:
         if name.endswith("_minor"):
             item = str(item)
         elif isinstance(item, Decimal):
-            item = _decimal_text(item)
+            item = decimal_text(item)
         record[name] = item
     return record
 
@@ -235,7 +241,7 @@ def _rules_record(rules: PlanRules | None) -> dict[str, Any] | None:
     if rules is None:
         return None
     return {**_record(rules, ("quote", "quote_scale", "basic_payment_minor", "early_share")),
-            "prices": {asset: _decimal_text(price) for asset, price in rules.prices.items()}}
+            "prices": {asset: decimal_text(price) for asset, price in rules.prices.items()}}
 
 
 def _basis_record(basis: PlanBasis | None) -> dict[str, Any] | None:

@@ -19,34 +19,24 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from ledger.errors import InputError, shown
+from ledger.administration.input_files import decimal_field
+from ledger.administration.inputs import MAX_MINOR
+from ledger.errors import InputError
 from ledger.files import text_of
-from ledger.json_input import from_pydantic, kind_of, loads_strict, locate
+from ledger.json_input import from_pydantic, line_of, loads_strict, locate
 from ledger.model import ACCOUNT_CODE
-from ledger.money import MAX_AMOUNT_CHARS, PLAIN_DECIMAL, parse_amount
+from ledger.money import parse_amount
 
 # A share with more digits than this is a typing mistake (the plan's own bound is 40).
 MAX_SHARE_CHARS = 40
 
 
-def _decimal_text(value: Any, example: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, str):
-        given = f"the number {value} (write it in quotes: \"{value}\")" \
-            if isinstance(value, (int, float)) and not isinstance(value, bool) else kind_of(value)
-        raise ValueError(f"must be a decimal number as text, such as \"{example}\", not {given}")
-    if value.startswith("-") and PLAIN_DECIMAL.fullmatch(value[1:]):
-        raise ValueError(f"must not be negative, not {value}")
-    if len(value) > MAX_AMOUNT_CHARS or not PLAIN_DECIMAL.fullmatch(value):
-        raise ValueError(f"{shown(value, 40)} is not a plain decimal number such as \"{example}\"")
-    return value
-
-
 def _amount(value: Any) -> str:
-    return _decimal_text(value, "200000")
+    return decimal_field(value, "200000", positive=False)
 
 
 def _share(value: Any) -> Decimal:
-    text = _decimal_text(value, "0.21")
+    text = decimal_field(value, "0.21", positive=False)
     if len(text) > MAX_SHARE_CHARS:
         raise ValueError(f"has more than {MAX_SHARE_CHARS} characters")
     share = Decimal(text)
@@ -75,6 +65,7 @@ class RulesFile:
     pay_from: str
     charge_to: str
     source: str
+    text: str = ""  # the file's text, to name the line of an error found later
 
     def in_minor(self, quote: str, quote_scale: int) -> tuple[int, int]:
         """(basic payment, estate) in the quote currency's minor unit."""
@@ -82,11 +73,18 @@ class RulesFile:
                 self._minor(self.estate, "estate", quote, quote_scale))
 
     def _minor(self, text: str, field: str, quote: str, quote_scale: int) -> int:
+        line = line_of(self.text, field) if self.text else None
         try:
-            return parse_amount(text, quote_scale, allow_zero=True)
+            minor = parse_amount(text, quote_scale, allow_zero=True)
         except InputError as error:
             raise InputError(f"{error.reason} ({quote}, the quote of the commencement prices)",
-                             source=self.source, field=field) from None
+                             source=self.source, field=field, line=line) from None
+        if minor > MAX_MINOR:
+            digits = len(text.partition(".")[0].lstrip("0"))
+            raise InputError(f"has {digits} digits before the point, more than the ledger "
+                             f"holds ({len(str(MAX_MINOR)) - quote_scale} in {quote})",
+                             source=self.source, field=field, line=line)
+        return minor
 
 
 def parse_rules(content: bytes, source: str) -> RulesFile:
@@ -101,4 +99,4 @@ def parse_rules(content: bytes, source: str) -> RulesFile:
     except InputError as error:
         raise locate(error, text).located(source=source) from None
     return RulesFile(parsed.basic_payment, parsed.early_share, parsed.estate, parsed.pay_from,
-                     parsed.charge_to, source)
+                     parsed.charge_to, source, text)

@@ -10,7 +10,7 @@ what the ledger holds), else the latest stored plan.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -27,8 +27,8 @@ from ledger.administration.rounding import value_in_quote
 from ledger.book import Freeze
 from ledger.entries import KEY_PATTERN
 from ledger.errors import InputError, shown
-from ledger.json_input import from_pydantic, iso_text, line_of, loads_strict, locate
-from ledger.model import CUSTOMER_ID, EntryType, Role
+from ledger.json_input import decimal_text, from_pydantic, iso_text, line_of, loads_strict, locate
+from ledger.model import CUSTOMER_ID, EntryType
 from ledger.money import format_amount
 from ledger.storage.engine import for_reading, for_writing
 from ledger.storage.rows import chunks, load_assets, utcnow
@@ -222,25 +222,7 @@ def status(engine: Engine) -> dict[str, Any]:
         confirmed = _confirmations(connection, [item.key for item in paid])
         scales = {code: asset.scale for code, asset in load_assets(connection).items()}
         prices = case.load_prices(connection)
-    rows: dict[tuple[int, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    if chosen is not None:
-        document = chosen.parsed()
-        for payout in distribution.plan_payouts(document):
-            row = rows[(payout.tier, payout.asset)]
-            row["planned"] += payout.planned_minor
-            row["payouts_planned"] += payout.planned_minor > 0
-        if document["tier2"] is not None:
-            rows[(2, document["rules"]["quote"])]["reserved"] += sum(
-                int(line["reserved_minor"]) for line in document["tier2"]["lines"])
-    for item in paid:
-        if item.tier is None or item.asset is None:
-            continue
-        row = rows[(item.tier, item.asset)]
-        row["paid"] += item.amount_minor
-        row["payouts_paid"] += 1
-        if item.key in confirmed:
-            row["confirmed"] += item.amount_minor
-            row["payouts_confirmed"] += 1
+    rows = status_numbers(None if chosen is None else chosen.parsed(), paid, set(confirmed))
     listed = [_status_row(tier, asset, scales[asset], rows[(tier, asset)])
               for tier, asset in sorted(rows)]
     return {"case": _case_record(freeze), "plan": _plan_record(chosen),
@@ -248,13 +230,43 @@ def status(engine: Engine) -> dict[str, Any]:
             "total": _status_total(rows, scales, prices)}
 
 
+def status_numbers(document: Mapping[str, Any] | None, paid: Sequence[Distributed],
+                   confirmed: Set[str]) -> dict[tuple[int, str], dict[str, int]]:
+    """Per (tier, asset), in minor units: planned (by `document`, the plan shown), paid and
+    confirmed (every distribution, by any plan), outstanding (Σ per payout of what the plan
+    allots that creditor less what they were paid there, never below zero: one creditor paid
+    more than the plan now allots never hides another still owed), reserved, and counts."""
+    rows: dict[tuple[int, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    paid_to: dict[tuple[str, int, str], int] = defaultdict(int)
+    for item in paid:
+        paid_to[(item.creditor, item.tier, item.asset)] += item.amount_minor
+    if document is not None:
+        for payout in distribution.plan_payouts(document):
+            row = rows[(payout.tier, payout.asset)]
+            row["planned"] += payout.planned_minor
+            row["payouts_planned"] += payout.planned_minor > 0
+            row["outstanding"] += max(payout.planned_minor - paid_to[
+                (payout.creditor, payout.tier, payout.asset)], 0)
+        if document["tier2"] is not None:
+            rows[(2, document["rules"]["quote"])]["reserved"] += sum(
+                int(line["reserved_minor"]) for line in document["tier2"]["lines"])
+    for item in paid:
+        row = rows[(item.tier, item.asset)]
+        row["paid"] += item.amount_minor
+        row["payouts_paid"] += 1
+        if item.key in confirmed:
+            row["confirmed"] += item.amount_minor
+            row["payouts_confirmed"] += 1
+    return rows
+
+
+# outstanding: Σ over the plan's payouts of max(planned − paid to that creditor there, 0).
 AMOUNTS = ("planned", "paid", "confirmed", "outstanding", "unconfirmed", "reserved")
 COUNTS = ("payouts_planned", "payouts_paid", "payouts_confirmed")
 
 
 def _with_derived(numbers: Mapping[str, int]) -> dict[str, int]:
     full = {name: numbers.get(name, 0) for name in (*AMOUNTS, *COUNTS)}
-    full["outstanding"] = max(full["planned"] - full["paid"], 0)
     full["unconfirmed"] = full["paid"] - full["confirmed"]
     return full
 
@@ -347,13 +359,18 @@ def _field(row: Any, name: str) -> Any:
 
 
 def _claim_accounts(connection: Connection, creditor: str) -> list[tuple[str, str, int]]:
-    """The creditor's claim accounts with today's balances (a claim less what tier 1 paid)."""
-    rows = connection.execute(
-        select(accounts.c.code, accounts.c.asset, balances.c.balance_minor)
-        .join(balances, balances.c.account_id == accounts.c.id)
-        .where(accounts.c.customer == creditor, accounts.c.role == Role.CUSTOMER_LIABILITY.value)
-        .order_by(accounts.c.code))
-    return [(row.code, row.asset, int(row.balance_minor)) for row in rows]
+    """The creditor's claim accounts (distribution's definition: those tier 1 debits) with
+    today's balances (a claim less what tier 1 paid), by code."""
+    assets = load_assets(connection)
+    found = distribution._claim_accounts(connection, {(creditor, asset) for asset in assets})
+    codes = sorted(code for group in found.values() for code in group)
+    rows: list[tuple[str, str, int]] = []
+    for part in chunks(codes):
+        rows += [(row.code, row.asset, int(row.balance_minor)) for row in connection.execute(
+            select(accounts.c.code, accounts.c.asset, balances.c.balance_minor)
+            .join(balances, balances.c.account_id == accounts.c.id)
+            .where(accounts.c.code.in_(part)))]
+    return sorted(rows)
 
 
 def _valued(amount_minor: int, asset: str, scales: Mapping[str, int],
@@ -362,7 +379,7 @@ def _valued(amount_minor: int, asset: str, scales: Mapping[str, int],
     if prices is None or price is None:
         return {"price": None, "value": None}
     value = value_in_quote(amount_minor, scales[asset], price, prices.quote_scale)
-    return {"price": case.plain(price), "value": format_amount(value, prices.quote_scale)}
+    return {"price": decimal_text(price), "value": format_amount(value, prices.quote_scale)}
 
 
 def _allotted(document: Mapping[str, Any] | None, creditor: str, scales: Mapping[str, int],
