@@ -3,14 +3,16 @@
 docs/formats.md marks each example a reader must accept with `<!-- example: KIND -->` and each
 one it must refuse with `<!-- refused: KIND | FRAGMENT -->`. Every marked block goes through
 the real reader of its kind here, so a doc that drifts from the code fails a test instead of
-misleading a user.
+misleading a user. The administrator's files are recorded in a new SQLite ledger holding the
+documented chart and day, frozen, through the functions the `segledger admin` commands call.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -18,7 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 
+from ledger import service
+from ledger.administration import payouts
+from ledger.administration import service as admin
+from ledger.administration import statement as admin_statement
+from ledger.administration.claims_report import ClaimsReport
+from ledger.administration.payouts import PlanResult
+from ledger.administration.register import LoadResult
+from ledger.administration.statement import ConfirmResult
 from ledger.batch import PostedEntry, PreparedBatch, prepare_batch
 from ledger.book import Book, BreachEvent
 from ledger.chart import Chart, check_chart, parse_chart
@@ -120,6 +131,80 @@ def _rulebook(text: str, tmp_path: Path) -> Rulebook:
     return load_rulebook(str(path))
 
 
+# --- the administrator's files, recorded in the documented day frozen at its end -----------
+
+CUTOFF = datetime(2025, 11, 26, tzinfo=JST)
+ADMINISTRATOR, CASE_NO = "A. Administrator", "2026-1"
+DISTRIBUTIONS_ACCOUNT = {"assets": [], "accounts": [{
+    "code": "expense:administration:distributions:JPY", "asset": "JPY", "pool": "company",
+    "role": "expense"}]}
+
+
+def _file(directory: Path, name: str, text: str) -> str:
+    path = directory / name
+    path.write_text(text, "utf-8")
+    return str(path)
+
+
+@contextmanager
+def _frozen(directory: Path) -> Iterator[Engine]:
+    """The documented chart and day in a new SQLite ledger, frozen as formats.md says."""
+    directory.mkdir(exist_ok=True)
+    engine = service.init(f"sqlite:///{directory / 'frozen.db'}")
+    try:
+        service.load_chart_file(engine, _file(directory, "chart.json", _example("chart")))
+        service.post_file(engine, _file(directory, "day.jsonl", _example("entries")))
+        admin.freeze(engine, CUTOFF, ADMINISTRATOR, CASE_NO)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _commencement_prices(text: str, directory: Path) -> ClaimsReport:
+    with _frozen(directory) as engine:
+        return admin.claims(engine, _file(directory, "prices.json", text))
+
+
+def _elections(text: str, directory: Path, *, after_json: bool = False) -> LoadResult:
+    with _frozen(directory) as engine:
+        if after_json:
+            admin.load_elections(engine, _file(directory, "elections.json",
+                                                _example("elections")))
+        return admin.load_elections(engine, _file(directory, "more-elections", text))
+
+
+def _disputes(text: str, directory: Path, *, after_json: bool = False) -> LoadResult:
+    with _frozen(directory) as engine:
+        if after_json:
+            admin.load_disputes(engine, _file(directory, "disputes.json", _example("disputes")))
+        return admin.load_disputes(engine, _file(directory, "more-disputes", text))
+
+
+def _plan_rules(text: str, directory: Path) -> PlanResult:
+    """The plan with the documented rules, prices, elections and disputes (both files each)."""
+    with _frozen(directory) as engine:
+        service.load_chart_file(engine, _file(directory, "expense.json",
+                                              json.dumps(DISTRIBUTIONS_ACCOUNT)))
+        admin.claims(engine, _file(directory, "prices.json", _example("commencement-prices")))
+        for kind, name in (("elections", "e.json"), ("elections-csv", "e.csv")):
+            admin.load_elections(engine, _file(directory, name, _example(kind)))
+        for kind, name in (("disputes", "d.json"), ("disputes-csv", "d.csv")):
+            admin.load_disputes(engine, _file(directory, name, _example(kind)))
+        return payouts.make_plan(engine, _file(directory, "rules.json", text), None)
+
+
+def _confirmations(text: str, directory: Path, *, after_json: bool = False) -> ConfirmResult:
+    """Confirmations of the payouts of the day's tier-1 plan, distributed."""
+    with _frozen(directory) as engine:
+        plan = payouts.make_plan(engine, None, None)
+        payouts.distribute(engine, _file(directory, "plan.json",
+                                         plan.document.decode("ascii") + "\n"))
+        if after_json:
+            admin_statement.confirm(engine, _file(directory, "sent.json",
+                                                  _example("confirmations")))
+        return admin_statement.confirm(engine, _file(directory, "more-sent", text))
+
+
 READERS: dict[str, Callable[[str, Path], Any]] = {
     "chart": lambda text, _: _chart(text),
     "chart-yaml": lambda text, _: _chart(text, "chart.yaml"),
@@ -131,6 +216,15 @@ READERS: dict[str, Callable[[str, Path], Any]] = {
     "rulebook": _rulebook,
     "insurance": lambda text, _: parse_register(text.encode(), "insurance.json"),
     "chain-config": lambda text, _: parse_chain_config(text.encode(), "chains.json"),
+    "commencement-prices": _commencement_prices,
+    "elections": _elections,
+    "elections-csv": lambda text, directory: _elections(text, directory, after_json=True),
+    "disputes": _disputes,
+    "disputes-csv": lambda text, directory: _disputes(text, directory, after_json=True),
+    "plan-rules": _plan_rules,
+    "confirmations": _confirmations,
+    "confirmations-csv": lambda text, directory: _confirmations(text, directory,
+                                                                after_json=True),
 }
 
 
@@ -290,6 +384,52 @@ def test_chain_config_example_names_nodes_and_credential_variables() -> None:
     assert {asset.chain for asset in chart.assets if asset.chain} == set(configs)
 
 
+def test_commencement_prices_example_values_the_claims_at_the_cutoff(tmp_path: Path) -> None:
+    report = _commencement_prices(_example("commencement-prices"), tmp_path)
+    assert report.prices is not None
+    assert (report.prices.quote, report.prices.as_of, dict(report.prices.prices)) == (
+        "JPY", datetime(2025, 11, 25, 15, tzinfo=UTC), {"BTC": Decimal("15000000")})
+    assert [(line.creditor, line.asset, line.value_minor) for line in report.lines] == [
+        ("c-001", "BTC", 150_000), ("c-001", "JPY", 749_850), ("c-002", "BTC", 7_350_000),
+        ("c-002", "JPY", 150_000)]
+    assert report.value_total_minor == 8_399_850
+
+
+def test_elections_examples_record_once_and_skip_what_is_recorded(tmp_path: Path) -> None:
+    assert _elections(_example("elections"), tmp_path / "json") == LoadResult(2, 0)
+    assert _elections(_example("elections-csv"), tmp_path / "csv", after_json=True) == \
+        LoadResult(1, 1)
+
+
+def test_disputes_examples_record_a_claim_then_its_ruling(tmp_path: Path) -> None:
+    assert _disputes(_example("disputes"), tmp_path / "json") == LoadResult(1, 0)
+    assert _disputes(_example("disputes-csv"), tmp_path / "csv", after_json=True) == \
+        LoadResult(2, 0)
+
+
+def test_plan_rules_example_pays_the_allowed_dispute_and_reserves_the_open_one(
+        tmp_path: Path) -> None:
+    result = _plan_rules(_example("plan-rules"), tmp_path)
+    plan = result.plan
+    assert all(asset.covered for asset in plan.tier1.assets)
+    assert plan.tier2 is not None and plan.basis is not None
+    assert (plan.basis.pay_from, plan.basis.charge_to) == (
+        "custody:company:operating:JPY", "expense:administration:distributions:JPY")
+    lines = {line.creditor: line for line in plan.tier2.lines}
+    assert set(lines) == {"c-002", "c-003"}
+    assert (lines["c-003"].allowed_minor, lines["c-003"].basic_minor,
+            lines["c-003"].payable_minor, lines["c-003"].reserved_minor) == (3_000, 3_000, 3_000, 0)
+    assert (lines["c-002"].disputed_minor, lines["c-002"].payable_minor,
+            lines["c-002"].reserved_minor) == (750_000, 0, 750_000)
+    assert (plan.tier2.estate_minor, plan.tier2.left_minor) == (1_000_000, 247_000)
+
+
+def test_confirmations_examples_match_the_payouts_of_the_documented_plan(tmp_path: Path) -> None:
+    assert _confirmations(_example("confirmations"), tmp_path / "json") == ConfirmResult(2, 0)
+    assert _confirmations(_example("confirmations-csv"), tmp_path / "csv", after_json=True) == \
+        ConfirmResult(1, 1)
+
+
 # --- the counter-examples are refused as documented ----------------------------------------
 
 
@@ -362,6 +502,56 @@ def test_evidence_prices_and_rulebook_examples_reconcile_the_day(tmp_path: Path)
             "custody:customer:trust:JPY")}
     failed = [(c["rule"], c["numbers"].get("entry")) for c in result["checks"] if c["status"] != "pass"]
     assert failed == [("RESERVE-DRAW", "draw-1")]
+
+
+def test_administrator_examples_through_the_cli(tmp_path: Path) -> None:
+    """The documented day frozen as formats.md says, then every administrator's file through
+    the real `segledger admin` commands, with the messages the page quotes."""
+    files = _write_examples(tmp_path)
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+
+    def run(*args: str) -> str:
+        done = cli("--db", db, *args)
+        assert done.returncode == 0, (args, done.stderr)
+        return done.stdout.strip()
+
+    def example(kind: str, name: str) -> str:
+        return _file(tmp_path, name, _example(kind))
+
+    run("init", "--chart", str(files["chart"]))
+    run("post", str(files["entries"]))
+    run("admin", "freeze", "--cutoff", CUTOFF.isoformat(), "--administrator", ADMINISTRATOR,
+        "--case", CASE_NO)
+    claims = json.loads(run("admin", "claims", "--prices",
+                            example("commencement-prices", "commencement.json"),
+                            "--format", "json"))
+    assert claims["value_total"] == "8399850"
+    assert run("admin", "elections", "load", example("elections", "e.json")) == \
+        "elections: loaded 2, skipped 0 unchanged"
+    assert run("admin", "elections", "load", example("elections-csv", "e.csv")) == \
+        "elections: loaded 1, skipped 1 unchanged"
+    assert run("admin", "disputes", "load", example("disputes", "d.json")) == \
+        "disputes: loaded 1, skipped 0 unchanged"
+    assert run("admin", "disputes", "load", example("disputes-csv", "d.csv")) == \
+        "disputes: loaded 2, skipped 0 unchanged"
+    plan = tmp_path / "plan.json"
+    run("admin", "plan", "--format", "json", "--out", str(plan))
+    assert run("admin", "distribute", "--plan", str(plan)) == \
+        "distributed 4 payouts in 1 batches, 0 already recorded"
+    assert run("admin", "payouts", "confirm", example("confirmations", "sent.json")) == \
+        "confirmed 2 payouts, 0 already confirmed"
+    assert run("admin", "payouts", "confirm", example("confirmations-csv", "sent.csv")) == \
+        "confirmed 1 payouts, 1 already confirmed"
+    run("chart", "load", _file(tmp_path, "expense.json", json.dumps(DISTRIBUTIONS_ACCOUNT)))
+    with_rules = tmp_path / "plan-2.json"
+    run("admin", "plan", "--rules", example("plan-rules", "rules.json"), "--format", "json",
+        "--out", str(with_rules))
+    assert run("admin", "distribute", "--plan", str(with_rules)) == (
+        "distributed 1 payouts in 1 batches, 0 already recorded; 4 already paid in full by "
+        "earlier plans")
+    statement = json.loads(run("admin", "statement", "c-003", "--format", "json"))
+    assert [(row["tier"], row["amount"]) for row in statement["distributed"]] == [(2, "3000")]
+    assert cli("--db", db, "verify").returncode == 0
 
 
 # --- the docs stand alone ------------------------------------------------------------------
