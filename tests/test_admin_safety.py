@@ -25,7 +25,7 @@ from ledger.service import read_entry_file
 from ledger.storage import posting
 from ledger.storage.engine import for_reading, make_engine
 from ledger.storage.posting import post_batch
-from ledger.storage.schema import batches, closed_periods, entries
+from ledger.storage.schema import admin_confirmations, admin_plans, batches, closed_periods, entries
 from tests.helpers import CHART, deposit, entry, write_jsonl
 from tests.test_admin_distribute import PAYABLE
 from tests.test_admin_plan import DEPOSITS, RULES, Case, build_case, chart
@@ -274,3 +274,30 @@ def test_pay_from_cannot_be_a_guarantee_custody_account(case: Case) -> None:
     done = case.run("admin", "plan", "--rules", path, code=2)
     assert f"pay_from: {guarantee} holds the JPY guarantee, part of the tier-1 pool" \
         in done.stderr, done.stderr
+
+
+def test_pay_from_cannot_be_the_liability_reserve(case: Case) -> None:
+    reserve = "custody:company:reserve:JPY"  # in the chart: purpose reserve
+    path = case.file("reserve-rules.json", {**RULES, "pay_from": reserve})
+    done = case.run("admin", "plan", "--rules", path, code=2)
+    assert f"pay_from: {reserve} holds the liability reserve" in done.stderr, done.stderr
+    assert case.count(admin_plans) == 0
+
+
+# --- a second review: confirmations and a second freeze ---------------------------------------
+
+
+def test_only_the_plans_payouts_can_be_confirmed(migrated_db_url: str, tmp_path: Path) -> None:
+    fake = entry("fake-paid", "distribution", ("expense:rent:JPY", "revenue:fees:JPY", "1000"))
+    case = build_case(migrated_db_url, tmp_path, deposits=[*DEPOSITS, fake])
+    sent = case.file("sent.json", {"payouts": [{"entry": "fake-paid", "reference": "WIRE-1"}]})
+    done = case.run("admin", "payouts", "confirm", sent, code=2)
+    assert '"fake-paid" is not a distribution entry of the ledger' in done.stderr, done.stderr
+    assert case.count(admin_confirmations) == 0
+
+
+def test_a_second_freeze_is_refused_as_such_even_with_a_future_cutoff(case: Case) -> None:
+    done = case.run("admin", "freeze", "--cutoff", "2999-01-01T00:00:00+00:00",
+                    "--administrator", "Someone Else", code=2)
+    assert "the ledger is already frozen: by Nobuaki Kobayashi (case H26-3)" in done.stderr, \
+        done.stderr

@@ -36,7 +36,7 @@ from ledger.administration.plan import (
 from ledger.administration.rules_file import RulesFile, parse_rules
 from ledger.errors import InputError, shown
 from ledger.json_input import loads_strict
-from ledger.model import Pool, Role
+from ledger.model import Pool, Purpose, Role
 from ledger.storage.engine import for_reading, for_writing
 from ledger.storage.posting import post_batch
 from ledger.storage.rows import insert_ignoring_conflicts, load_accounts, utcnow
@@ -132,6 +132,10 @@ def _check_accounts(connection: Connection, settings: Settings, quote: str) -> N
             wanted = "a custody account" if field == "pay_from" else "not a custody account"
             raise InputError(f"{code} is a {account.role.value} account; {field} must be "
                              f"{wanted}", source=settings.source, field=field)
+        if field == "pay_from" and account.purpose is Purpose.RESERVE:
+            raise InputError(f"{code} holds the liability reserve, which compensates customers "
+                             "for incidents and is not the general estate",
+                             source=settings.source, field=field)
         if field == "pay_from" and case.is_pool_account(account):
             raise InputError(f"{code} holds the {account.asset} guarantee, part of the tier-1 "
                              "pool the customers are paid from first; tier 2 is paid from the "

@@ -54,13 +54,14 @@ def freeze(engine: Engine, cutoff: datetime, administrator: str,
     number = _text(case_no, "--case", MAX_CASE_CHARS, "the case number")
     assert name is not None
     now = utcnow()
-    if cutoff > now:
-        raise InputError(f"the cut-off {cutoff.isoformat()} is in the future; the ledger is "
-                         "frozen at a moment that has passed", field="--cutoff")
     with for_writing(engine).begin() as connection:
         # Every batch locks the coverage rows of its assets before it reads the freeze;
         # locking them all here makes a freeze and a batch wait for each other.
         connection.execute(select(coverage.c.asset).order_by(coverage.c.asset).with_for_update())
+        # A second freeze is refused as such, whatever its cut-off.
+        if cutoff > now and connection.execute(select(administration.c.id)).first() is None:
+            raise InputError(f"the cut-off {cutoff.isoformat()} is in the future; the ledger "
+                             "is frozen at a moment that has passed", field="--cutoff")
         inserted = connection.execute(
             insert_ignoring_conflicts(connection, administration, "id").values(
                 id=1, case_no=number, administrator=name, cutoff=cutoff, frozen_at=now)

@@ -32,7 +32,7 @@ from ledger.model import CUSTOMER_ID, EntryType
 from ledger.money import format_amount
 from ledger.storage.engine import for_reading, for_writing
 from ledger.storage.rows import chunks, load_assets, utcnow
-from ledger.storage.schema import accounts, admin_confirmations, balances, entries
+from ledger.storage.schema import accounts, admin_confirmations, balances, batches, entries
 
 MAX_CONFIRMATIONS = 1_000_000
 CONFIRM_COLUMNS = ("entry", "reference", "sent_at")
@@ -174,8 +174,12 @@ def confirm(engine: Engine, path: str) -> ConfirmResult:
         known: set[str] = set()
         before: dict[str, Any] = {}
         for part in chunks(sorted(set(keys))):
-            known.update(connection.execute(select(entries.c.key).where(
-                entries.c.key.in_(part), entries.c.type == EntryType.DISTRIBUTION.value)).scalars())
+            # Only the payouts `admin distribute` wrote: a distribution posted before the
+            # freeze is no payout of the plan, and every other command ignores it too.
+            known.update(connection.execute(
+                select(entries.c.key).join(batches, batches.c.id == entries.c.batch_id).where(
+                    entries.c.key.in_(part), entries.c.type == EntryType.DISTRIBUTION.value,
+                    batches.c.admin_plan.is_not(None))).scalars())
             before.update({row.entry_key: row for row in connection.execute(
                 select(admin_confirmations).where(admin_confirmations.c.entry_key.in_(part)))})
         rows, unchanged = [], 0
