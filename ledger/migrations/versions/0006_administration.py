@@ -208,5 +208,12 @@ def downgrade() -> None:
     with op.batch_alter_table("batches") as batch:
         batch.drop_column("admin_plan")
         batch.drop_column("admin_reason")
+    if op.get_bind().dialect.name == "sqlite":
+        # SQLite rebuilt the table to drop the columns, and its triggers went with the old one.
+        for operation in ("UPDATE", "DELETE"):
+            op.execute(f"""
+                CREATE TRIGGER batches_no_{operation.lower()} BEFORE {operation} ON batches
+                BEGIN SELECT RAISE(ABORT,
+                  'segledger: {operation} on batches refused: the table is append-only'); END""")
     for table in reversed(TABLES):
         op.drop_table(table)
