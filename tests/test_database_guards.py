@@ -16,10 +16,15 @@ from tests.helpers import CHART, deposit, post
 
 pytestmark = pytest.mark.postgres
 
+# A forged entry comes with its own forged batch: an entry in a batch committed earlier is
+# refused as such (test_an_entry_cannot_join_a_batch_committed_earlier).
 NEW_ENTRY = """
+    WITH batch AS (
+      INSERT INTO batches (source, sha256, entry_count, posting_count, skipped_count, recorded_at)
+      VALUES ('forged', repeat('0', 64), 1, 2, 0, now()) RETURNING id)
     INSERT INTO entries (id, key, type, effective_at, recorded_at, metadata, content_hash, batch_id)
     SELECT 1000, :key, 'deposit', '2025-11-25T00:00:00Z', now(), '{}', repeat('0', 64), id
-      FROM batches LIMIT 1"""
+      FROM batch"""
 POSTING = """
     INSERT INTO postings (entry_id, line_no, account_id, asset, amount_minor, effective_at)
     SELECT :entry, 0, id, asset, :amount, '2025-11-25T00:00:00Z' FROM accounts WHERE code = :code"""
@@ -54,6 +59,38 @@ def test_postings_cannot_be_added_to_an_entry_committed_earlier(ledger: Engine) 
         entry_id = connection.execute(text("SELECT id FROM entries WHERE key = 'd1'")).scalar_one()
         connection.execute(text(POSTING), {"entry": entry_id, "amount": 7, "code": TRUST})
         connection.execute(text(POSTING), {"entry": entry_id, "amount": -7, "code": CUSTOMER})
+
+
+def test_an_entry_cannot_join_a_batch_committed_earlier(ledger: Engine) -> None:
+    """Each batch checks its entries at its commit: an entry slipped into an old batch
+    would escape that check, so it is refused, postings or not."""
+    with pytest.raises(DBAPIError, match="entry late must be written with its batch"), \
+            ledger.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO entries (id, key, type, effective_at, recorded_at, metadata, "
+            "content_hash, batch_id) SELECT 1000, 'late', 'deposit', '2025-11-25T00:00:00Z', "
+            "now(), '{}', repeat('0', 64), id FROM batches LIMIT 1"))
+        connection.execute(text(POSTING), {"entry": 1000, "amount": 5, "code": TRUST})
+        connection.execute(text(POSTING), {"entry": 1000, "amount": -5, "code": CUSTOMER})
+    with ledger.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM entries")).scalar_one() == 1
+
+
+def test_every_entry_of_a_batch_is_checked_at_its_commit(ledger: Engine) -> None:
+    """Two entries in one batch, the second unbalanced: the batch's check finds it."""
+    with pytest.raises(DBAPIError, match="entry second is not balanced in JPY"), \
+            ledger.begin() as connection:
+        connection.execute(text(NEW_ENTRY), {"key": "first"})
+        connection.execute(text(POSTING), {"entry": 1000, "amount": 5, "code": TRUST})
+        connection.execute(text(POSTING), {"entry": 1000, "amount": -5, "code": CUSTOMER})
+        connection.execute(text(
+            "INSERT INTO entries (id, key, type, effective_at, recorded_at, metadata, "
+            "content_hash, batch_id) SELECT 1001, 'second', 'deposit', '2025-11-25T00:00:00Z', "
+            "now(), '{}', repeat('0', 64), batch_id FROM entries WHERE id = 1000"))
+        connection.execute(text(POSTING), {"entry": 1001, "amount": 5, "code": TRUST})
+        connection.execute(text(POSTING), {"entry": 1001, "amount": -3, "code": CUSTOMER})
+    with ledger.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM entries")).scalar_one() == 1
 
 
 def test_a_posting_in_another_asset_than_its_account_is_refused(ledger: Engine) -> None:

@@ -33,6 +33,8 @@ from ledger.storage.rows import (
     load_assets,
     load_freeze,
     max_minor,
+    restricted,
+    select_in,
     utcnow,
 )
 from ledger.storage.schema import (
@@ -255,26 +257,21 @@ def _load_posted(
     """Entries already in the ledger under the batch's keys, or reversed by it."""
     keys = {draft.key for draft in drafts}
     reversed_keys = {draft.reverses for draft in drafts if draft.reverses is not None}
-    found: dict[str, tuple[int, str]] = {}
-    for key_part in chunks(sorted(keys | reversed_keys)):
-        rows = connection.execute(
-            select(entries.c.id, entries.c.key, entries.c.content_hash).where(entries.c.key.in_(key_part)))
-        found.update({row.key: (row.id, row.content_hash) for row in rows})
+    found = {row.key: (row.id, row.content_hash) for row in select_in(
+        connection, select(entries.c.id, entries.c.key, entries.c.content_hash), entries.c.key,
+        keys | reversed_keys)}
     targets = {found[key][0]: key for key in reversed_keys if key in found}
     lines: dict[int, dict[int, dict[str, Any]]] = {}
-    already_reversed: set[int] = set()
-    for part in chunks(sorted(targets)):
-        rows = connection.execute(
+    for row in select_in(
+            connection,
             select(postings.c.entry_id, postings.c.line_no, postings.c.amount_minor, accounts.c.code)
-            .join(accounts, accounts.c.id == postings.c.account_id)
-            .where(postings.c.entry_id.in_(part)))
-        for row in rows:
-            side = "debit" if row.amount_minor > 0 else "credit"
-            line = lines.setdefault(row.entry_id, {}).setdefault(row.line_no, {})
-            line[side] = row.code
-            line["amount"] = abs(row.amount_minor)
-        already_reversed.update(connection.execute(
-            select(entries.c.reverses_id).where(entries.c.reverses_id.in_(part))).scalars())
+            .join(accounts, accounts.c.id == postings.c.account_id), postings.c.entry_id, targets):
+        side = "debit" if row.amount_minor > 0 else "credit"
+        line = lines.setdefault(row.entry_id, {}).setdefault(row.line_no, {})
+        line[side] = row.code
+        line["amount"] = abs(row.amount_minor)
+    already_reversed = {row.reverses_id for row in select_in(
+        connection, select(entries.c.reverses_id), entries.c.reverses_id, targets)}
     posted = {}
     for key, (entry_id, digest) in found.items():
         entry_lines = tuple(
@@ -288,14 +285,10 @@ def _load_incidents(connection: Connection, drafts: Sequence[Draft]) -> dict[str
     """The incidents the batch's entries name (the book checks that they exist)."""
     named = sorted({draft.metadata["incident"] for draft in drafts
                     if isinstance(draft.metadata.get("incident"), str)})
-    found: dict[str, KnownIncident] = {}
-    for part in chunks(named):
-        rows = connection.execute(select(incidents.c.incident_id, incidents.c.kind,
-                                         incidents.c.opened_at)
-                                  .where(incidents.c.incident_id.in_(part)))
-        found.update({row.incident_id: KnownIncident(IncidentKind(row.kind), row.opened_at)
-                      for row in rows})
-    return found
+    return {row.incident_id: KnownIncident(IncidentKind(row.kind), row.opened_at)
+            for row in select_in(connection, select(incidents.c.incident_id, incidents.c.kind,
+                                                    incidents.c.opened_at),
+                                 incidents.c.incident_id, named)}
 
 
 def _lock(
@@ -306,12 +299,9 @@ def _lock(
         .where(coverage.c.asset.in_(sorted(asset_codes)))
         .order_by(coverage.c.asset).with_for_update())
     locked_coverage = {row.asset: row.coverage_minor for row in coverage_rows}
-    balance_rows: dict[int, Any] = {}
-    for part in chunks(sorted(account_id for account_id, _ in known.values())):
-        rows = connection.execute(
-            select(balances).where(balances.c.account_id.in_(part))
-            .order_by(balances.c.account_id).with_for_update())
-        balance_rows.update({row.account_id: row for row in rows})
+    balance_rows = {row.account_id: row for row in select_in(
+        connection, select(balances).order_by(balances.c.account_id).with_for_update(of=balances),
+        balances.c.account_id, (account_id for account_id, _ in known.values()))}
     return _Locked(balance_rows, locked_coverage)
 
 
@@ -450,6 +440,23 @@ def _update_balances(
             "last_effective_at": max(filter(None, (row.last_effective_at, last[account_id]))),
         })
     changes.sort(key=lambda change: change["b_account_id"])
+    if connection.dialect.name == "postgresql":
+        # One statement from arrays: an UPDATE per account costs a round of the protocol
+        # each, and a batch may move a million accounts. Numbers travel as text, exactly.
+        connection.execute(text(
+            "UPDATE balances SET balance_minor = c.balance_minor, "
+            "posting_count = c.posting_count, first_effective_at = c.first_at, "
+            "last_effective_at = c.last_at FROM unnest(CAST(:ids AS bigint[]), "
+            "CAST(:balance AS numeric[]), CAST(:count AS bigint[]), "
+            "CAST(:first_at AS timestamptz[]), CAST(:last_at AS timestamptz[])) "
+            "AS c (account_id, balance_minor, posting_count, first_at, last_at) "
+            "WHERE balances.account_id = c.account_id"),
+            {"ids": [change["b_account_id"] for change in changes],
+             "balance": [str(change["balance_minor"]) for change in changes],
+             "count": [change["posting_count"] for change in changes],
+             "first_at": [change["first_effective_at"] for change in changes],
+             "last_at": [change["last_effective_at"] for change in changes]})
+        return
     statement = update(balances).where(
         balances.c.account_id == bindparam("b_account_id")).values(
         balance_minor=bindparam("balance_minor"), posting_count=bindparam("posting_count"),
@@ -510,26 +517,25 @@ def _check_history(
         return []
     ids = {known[code][0]: code for code in since}
     start = min(since.values())
-    running = (select(postings.c.account_id, func.sum(postings.c.amount_minor).over(
+    window = select(postings.c.account_id, func.sum(postings.c.amount_minor).over(
         partition_by=postings.c.account_id,
-        order_by=(postings.c.effective_at, postings.c.id)).label("run"))
-        .where(postings.c.account_id.in_(list(ids)), postings.c.effective_at >= start)
-        .subquery())
-    rows = connection.execute(select(
-        running.c.account_id, func.min(running.c.run).label("low"),
-        func.max(running.c.run).label("high"), func.count().label("n"))
-        .group_by(running.c.account_id))
-    totals = dict(connection.execute(
-        select(postings.c.account_id, func.sum(postings.c.amount_minor))
-        .where(postings.c.account_id.in_(list(ids)), postings.c.effective_at >= start)
-        .group_by(postings.c.account_id)).all())
+        order_by=(postings.c.effective_at, postings.c.id)).label("run"),
+        postings.c.amount_minor).where(postings.c.effective_at >= start)
+    rows: list[Any] = []
+    # Each account's window is its own, so the accounts may be taken in parts.
+    for part in restricted(connection, window, postings.c.account_id, ids):
+        running = part.subquery()
+        rows.extend(connection.execute(select(
+            running.c.account_id, func.min(running.c.run).label("low"),
+            func.max(running.c.run).label("high"), func.sum(running.c.amount_minor).label("total"))
+            .group_by(running.c.account_id)))
     problems = []
     for row in rows:
         code = ids[row.account_id]
         account = known[code][1]
         raw_now = account.normal_sign * (locked.balance_rows[row.account_id].balance_minor
                                          + batch.balance_deltas.get(code, 0))
-        raw_before = raw_now - int(totals[row.account_id])
+        raw_before = raw_now - int(row.total)
         worst = raw_before + int(row.low if account.normal_sign > 0 else row.high)
         if account.normal_sign * worst < 0:
             problems.append(InputError(
