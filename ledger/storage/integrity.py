@@ -18,6 +18,7 @@ from ledger.storage.reserve_store import draws
 from ledger.storage.rows import account_from_row, load_assets
 from ledger.storage.schema import (
     accounts,
+    balance_checkpoints,
     balances,
     breaches,
     coverage,
@@ -58,8 +59,36 @@ def verify(connection: Connection) -> VerifyReport:
     _check_posting_assets(connection, report)
     _check_reversals(connection, report)
     _check_balances_and_coverage(connection, report)
+    _check_checkpoints(connection, report)
     _check_reserve_and_incidents(connection, report)
     return report
+
+
+def _check_checkpoints(connection: Connection, report: VerifyReport) -> None:
+    """Past balances trust the checkpoints to skip summing: each must be the running sum and
+    count of its account's postings up to its time (a checkpoint is always at a posting's
+    time, so the running sum at that time is there to compare)."""
+    checkpointed = select(balance_checkpoints.c.account_id).distinct()
+    by, order = postings.c.account_id, postings.c.effective_at
+    running = (select(postings.c.account_id, postings.c.effective_at,
+                      func.sum(postings.c.amount_minor).over(partition_by=by, order_by=order)
+                      .label("total"),
+                      func.count().over(partition_by=by, order_by=order).label("n"))
+               .where(postings.c.account_id.in_(checkpointed)).distinct().subquery())
+    rows = connection.execute(
+        select(accounts.c.code, balance_checkpoints, running.c.total, running.c.n)
+        .join(accounts, accounts.c.id == balance_checkpoints.c.account_id)
+        .outerjoin(running, (running.c.account_id == balance_checkpoints.c.account_id)
+                   & (running.c.effective_at == balance_checkpoints.c.at))
+        .order_by(accounts.c.code, balance_checkpoints.c.at))
+    for row in rows:
+        if row.total is None or (int(row.total), row.n) != (int(row.amount_minor),
+                                                             row.posting_count):
+            report.problems.append(Problem(
+                "checkpoint", row.code,
+                f"checkpoint at {_utc(row.at)} holds {row.amount_minor} over "
+                f"{row.posting_count} postings, postings up to then sum to {row.total} over "
+                f"{row.n}"))
 
 
 LINKED_BY = {"loss": "incident", "draw": "reserve_draw", "top_up": "top_up",

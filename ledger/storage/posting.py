@@ -24,6 +24,7 @@ from ledger.errors import ErrorLog, InputError
 from ledger.incidents import IncidentKind, KnownIncident
 from ledger.model import Asset, Line, implicit_customer_account
 from ledger.money import format_amount
+from ledger.storage import checkpoints
 from ledger.storage.engine import for_writing
 from ledger.storage.rows import (
     chunks,
@@ -357,6 +358,13 @@ def _write(
             if progress:
                 progress("write postings", len(part), len(posting_rows))
     _update_balances(connection, batch, locked, known, posting_rows)
+    normal_sign = {account_id: account.normal_sign for account_id, account in known.values()}
+    checkpoints.record(
+        connection,
+        ((row["account_id"], row["amount_minor"], row["effective_at"]) for row in posting_rows),
+        {account_id: checkpoints.Before(row.balance_minor * normal_sign[account_id],
+                                        row.posting_count, row.last_effective_at)
+         for account_id, row in locked.balance_rows.items()})
     _update_coverage_and_breaches(connection, batch, locked, entry_ids)
     _write_incidents(connection, batch, entry_ids)
     return int(batch_id)

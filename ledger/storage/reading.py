@@ -11,10 +11,10 @@ from sqlalchemy import Connection, Engine, Select, func, select
 
 from ledger.errors import InputError
 from ledger.model import Account, Pool, Role
+from ledger.storage.checkpoints import raw_sums_at
 from ledger.storage.engine import for_writing
 from ledger.storage.rows import (
     account_from_row,
-    chunks,
     closed_through,
     load_assets,
     load_freeze,
@@ -112,13 +112,8 @@ def balances_at(
              .where(balances.c.posting_count > 0, balances.c.first_effective_at <= as_of)
              .order_by(accounts.c.code))
     rows = list(connection.execute(where.apply(query)))
-    to_sum = [row.id for row in rows if row.last_effective_at > as_of]
-    sums: dict[int, int] = {}
-    for part in chunks(to_sum):
-        sums.update(connection.execute(
-            select(postings.c.account_id, func.sum(postings.c.amount_minor))
-            .where(postings.c.account_id.in_(part), postings.c.effective_at <= as_of)
-            .group_by(postings.c.account_id)).all())
+    sums = raw_sums_at(connection, (row.id for row in rows if row.last_effective_at > as_of),
+                       as_of)
     result = []
     for row in rows:
         account = account_from_row(row)

@@ -101,6 +101,18 @@ balances = Table(
     Column("last_effective_at", UTCDateTime),
 )
 
+# Derived, like balances: the raw sum (debits positive) of an account's postings dated at or
+# before `at`, so that a past balance sums only the postings after the latest checkpoint
+# (ledger/storage/checkpoints.py). A backdated posting adds itself to the checkpoints after it;
+# `verify` recomputes every checkpoint from the postings.
+balance_checkpoints = Table(
+    "balance_checkpoints", metadata,
+    Column("account_id", Id, ForeignKey("accounts.id"), primary_key=True),
+    Column("at", UTCDateTime, primary_key=True),
+    Column("amount_minor", MinorUnits, nullable=False),
+    Column("posting_count", BigInteger, nullable=False),
+)
+
 coverage = Table(
     "coverage", metadata,
     Column("asset", String(20), ForeignKey("assets.code"), primary_key=True),
