@@ -26,6 +26,16 @@ CHAIN_KINDS = frozenset({"bitcoin", "ethereum"})
 # runs stored before have no version.
 EVIDENCE_READER_VERSION = "2"
 
+# Which version of the comparison itself a run's result was made by; stored in every run's
+# result under RESULT_KEY ("result_version"). Version 2 (issue 11): transaction matching needs
+# movements on both sides, so evidence that is a balance alone (an observation file, an
+# Ethereum balance) is matched against nothing and the run says so with the count and totals
+# of the account's postings instead of listing each as unmatched; a statement without a line
+# is matched over its own day (less the window), not over the account's whole history. Runs
+# stored before have no version, and a rerun evaluates them as they were made: every posting
+# of the account up to the as-of against whatever movements the evidence had.
+RESULT_VERSION = "2"
+
 
 @dataclass(frozen=True)
 class Freshness:
@@ -56,6 +66,8 @@ class ComparePolicy:
     amount_tolerance: Mapping[str, Decimal] = field(default_factory=dict)
     freshness: Freshness | None = None  # None: evidence of any age is compared (stored runs
     # made before stale evidence was a break)
+    # RESULT_VERSION, or None for a stored run made before versions (matched as it was then).
+    result_version: str | None = RESULT_VERSION
 
 
 def business_days_after(earlier: date, later: date) -> int:
@@ -91,11 +103,23 @@ def business_window_start(as_of: datetime, business_days: int, zone: str) -> dat
 
 
 @dataclass(frozen=True)
+class PostingTotals:
+    """An account's postings up to the as-of, counted and summed rather than listed."""
+
+    count: int
+    in_minor: int  # Σ of those that put money in (debits to custody), ≥ 0
+    out_minor: int  # Σ of those that took it out (credits), ≤ 0
+
+
+@dataclass(frozen=True)
 class CustodyFacts:
     account: Account
     scale: int
     ledger_minor: int
+    # The postings matching needs (see `wanted_postings`): listed for evidence with movements,
+    # counted and summed for evidence that is a balance alone.
     items: tuple[Item, ...] = ()
+    totals: PostingTotals | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +158,9 @@ class Comparison:
     # Evidence given for the account but too old to compare: then external_minor is None and
     # the rules see the account as one without current evidence.
     stale: Stale | None = None
+    # Evidence that is a balance alone, for an account with postings: matching was not
+    # possible, and these are the postings it could not pair (matching is then None).
+    not_matched: PostingTotals | None = None
 
     @property
     def difference_minor(self) -> int | None:
@@ -250,6 +277,55 @@ def _check_currency(observation: Observation, facts: CustodyFacts) -> None:
             f"{facts.account.asset}", source=observation.source)
 
 
+@dataclass(frozen=True)
+class Wanted:
+    """What the comparison of one custody account needs of its postings up to the as-of:
+    each of those effective on or after `since` (None: since the first), or, when `listed` is
+    False, only the count and totals of them all."""
+
+    since: date | None = None
+    listed: bool = True
+
+
+def wanted_postings(facts: LedgerFacts, observations: Sequence[Observation],
+                    policy: ComparePolicy | None = None) -> dict[str, Wanted]:
+    """Per custody account compared against current evidence, what `compare` needs of its
+    postings: the storage reads that much and no more, so a run reads what its evidence can
+    speak for, not every posting of the ledger.
+
+    - a statement (camt.053, MT940, BAI2) covers its own period: its postings from its first
+      line, or from its closing date when it has no line, less the matching window;
+    - other evidence with movements (a UTXO set) covers all history: every posting;
+    - evidence that is a balance alone (an observation file, an Ethereum balance): nothing
+      can be paired, only the count and totals of the postings are kept.
+    A stored run made before RESULT_VERSION matched every posting whatever the evidence."""
+    policy = policy or ComparePolicy()
+    assigned, _ = assign(observations, facts.custody)
+    wanted: dict[str, Wanted] = {}
+    for custody in facts.custody:
+        observation = assigned.get(custody.account.code)
+        if observation is None or (policy.freshness is not None and staleness(
+                observation, facts.as_of, policy.freshness) is not None):
+            continue  # not compared, so not matched either
+        if policy.result_version is None:
+            wanted[custody.account.code] = Wanted()
+        elif observation.kind in BANK_KINDS:
+            wanted[custody.account.code] = Wanted(
+                _statement_start(observation) - timedelta(days=policy.window_days))
+        elif observation.movements:
+            wanted[custody.account.code] = Wanted()
+        else:
+            wanted[custody.account.code] = Wanted(listed=False)
+    return wanted
+
+
+def _statement_start(observation: Observation) -> date:
+    """The first day a statement speaks for: its first line's, else its closing date."""
+    if observation.movements:
+        return min(m.booked_on for m in observation.movements)
+    return evidence_date(observation)
+
+
 def compare(facts: LedgerFacts, observations: Sequence[Observation],
             policy: ComparePolicy | None = None) -> tuple[list[Comparison], list[Break]]:
     policy = policy or ComparePolicy()
@@ -291,14 +367,23 @@ def _compare_one(custody: CustodyFacts, observation: Observation | None, as_of: 
         # Kept for the break's difference, never for the rules: a stale balance compared as
         # if current would pass or fail segregation on another day's money.
         return replace(seen, stale=Stale(stale, external_minor))
-    matching = None
-    if observation.movements or custody.items:
-        tolerance_minor, _ = to_minor(policy.amount_tolerance.get(account.asset, Decimal(0)),
-                                      custody.scale)
-        matching = match(_external_items(observation, custody.scale),
-                         _window(custody.items, observation, policy.window_days),
-                         policy.window_days, tolerance_minor)
-    return replace(seen, external_minor=external_minor, dust=dust, matching=matching)
+    seen = replace(seen, external_minor=external_minor, dust=dust)
+    if policy.result_version is None:  # a stored run made before versions: as it was made
+        if not (observation.movements or custody.items):
+            return seen
+        ledger = _window(custody.items, observation, policy.window_days, legacy=True)
+    elif observation.movements or observation.kind in BANK_KINDS:
+        ledger = _window(custody.items, observation, policy.window_days)
+        if not (observation.movements or ledger):
+            return seen
+    else:
+        # A balance alone: nothing to pair the postings with. Say so, with what was not paired.
+        totals = custody.totals
+        return replace(seen, not_matched=totals) if totals is not None and totals.count else seen
+    tolerance_minor, _ = to_minor(policy.amount_tolerance.get(account.asset, Decimal(0)),
+                                  custody.scale)
+    return replace(seen, matching=match(_external_items(observation, custody.scale), ledger,
+                                        policy.window_days, tolerance_minor))
 
 
 def staleness(observation: Observation, as_of: datetime, freshness: Freshness) -> str | None:
@@ -338,12 +423,14 @@ def _external_items(observation: Observation, scale: int) -> list[Item]:
             for n, m in enumerate(observation.movements)]
 
 
-def _window(items: Sequence[Item], observation: Observation, window_days: int) -> list[Item]:
-    """Ledger items the evidence can speak for: a UTXO set or custodian snapshot covers all
-    history; a statement covers its own period (from its first line, less the window)."""
-    if observation.kind not in BANK_KINDS or not observation.movements:
+def _window(items: Sequence[Item], observation: Observation, window_days: int,
+            legacy: bool = False) -> list[Item]:
+    """Ledger items the evidence can speak for: a UTXO set covers all history; a statement
+    covers its own period (from its first line, or its closing date when it has none, less
+    the window). Before RESULT_VERSION a statement without a line covered all history."""
+    if observation.kind not in BANK_KINDS or (legacy and not observation.movements):
         return list(items)
-    start = min(m.booked_on for m in observation.movements)
+    start = _statement_start(observation)
     return [item for item in items if (item.on - start).days >= -window_days]
 
 

@@ -97,9 +97,12 @@ class _ByAmount:
 
 def _by_reference(external: dict[str, Item], ledger: dict[str, Item], result: MatchResult,
                   tolerance_minor: int) -> None:
+    # Only the references the other side has: a pool for every posting's reference would cost
+    # more than the matching itself when the ledger has many more postings than the evidence.
+    wanted = {item.reference for item in external.values() if item.reference}
     grouped: dict[str, list[Item]] = defaultdict(list)
     for item in ledger.values():
-        if item.reference:
+        if item.reference in wanted:
             grouped[item.reference].append(item)
     candidates = {reference: _ByAmount(items) for reference, items in grouped.items()}
     for item in list(external.values()):

@@ -19,7 +19,6 @@ from ledger.prices import check_covers, parse_prices
 from ledger.reserves import show
 from ledger.storage import reserve_store
 from ledger.storage.engine import for_reading
-from ledger.storage.reading import coverage_at
 from ledger.storage.rows import load_assets
 from reconcile import store
 from reconcile.engine import compare
@@ -53,7 +52,7 @@ def segregation(engine: Engine, as_of: datetime, prices_path: str | None,
     rulebook = rulebook or preset("jp-fsa")
     with for_reading(engine).connect() as connection:
         facts = _facts(connection, as_of, prices_path, rulebook)
-        coverage = {row.asset: row for row in coverage_at(connection, as_of)}
+        open_breach = store.open_breach_assets(connection)
     scales = facts.ledger.scales
     valuer = Valuer(facts.prices, rulebook.currency, scales)
     by_location: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -82,7 +81,7 @@ def segregation(engine: Engine, as_of: datetime, prices_path: str | None,
             "customer_custody_total": format_amount(custody, scale),
             "coverage": format_amount(custody - liabilities, scale),
             "excess": format_amount(max(custody - liabilities, 0), scale),
-            "open_breach": bool(coverage.get(asset) and coverage[asset].open_breach),
+            "open_breach": asset in open_breach,
             "liabilities_value": None if value is None else show(value, 0),
         }
         if facts.ledger.kinds.get(asset) == "crypto":

@@ -10,7 +10,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +25,16 @@ from ledger.storage.rows import load_assets, utcnow
 from reconcile import chain_evidence, store
 from reconcile.adapters.detect import parse_evidence, recognise
 from reconcile.chains import parse_chain_config
-from reconcile.engine import EVIDENCE_READER_VERSION, Break, Comparison, LedgerFacts, compare
+from reconcile.engine import (
+    EVIDENCE_READER_VERSION,
+    Break,
+    ComparePolicy,
+    Comparison,
+    LedgerFacts,
+    PostingTotals,
+    compare,
+    wanted_postings,
+)
 from reconcile.evidence import EvidenceFile, Observation
 from reconcile.rules import RULES, Check, ReserveFacts, Rulebook, RunFacts, preset
 from reconcile.rules.rulebook import from_json as rulebook_from_json
@@ -35,6 +44,8 @@ Progress = Callable[[str, int, int], None]
 PRICES_FORMAT = "prices"
 # Where a run's result records the evidence reader version that read its evidence.
 READER_KEY = "evidence_reader_version"
+# Where it records the version of the comparison that made it (engine.RESULT_VERSION).
+RESULT_KEY = "result_version"
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,19 @@ def run(engine: Engine, *, as_of: datetime, evidence_paths: Sequence[str],
         stored.append(("file", recognise(evidence), evidence))
         if progress:
             progress("evidence", done, len(files))
+    # The chains are asked before the ledger is read, so that the ledger's figures and the
+    # postings that matching pairs with the evidence all come from one snapshot.
+    chained: list[tuple[str, str, EvidenceFile]] = []
+    if chain_config_path:
+        configs = parse_chain_config(read_input(chain_config_path), chain_config_path)
+        with for_reading(engine).connect() as connection:
+            assets = load_assets(connection)
+            custody = [account for _, account in store.custody_accounts(connection)]
+        for observation in chain_evidence.observe_chains(configs, assets, custody, progress,
+                                                         environ, chain_clients):
+            observations.append(observation)
+            chained.append(("chain", observation.kind, chain_evidence.to_evidence(observation)))
+    policy = rulebook.compare_policy()
     created_at = utcnow()
     with for_reading(engine).connect() as connection:
         facts = store.load_ledger_facts(connection, as_of)
@@ -105,19 +129,15 @@ def run(engine: Engine, *, as_of: datetime, evidence_paths: Sequence[str],
             check_quote(prices, rulebook, prices_path or "")
             stored.append(("file", PRICES_FORMAT, price_file))
         reserve = store.load_reserve_facts(connection, as_of, None, rulebook)
-    if chain_config_path:
-        configs = parse_chain_config(read_input(chain_config_path), chain_config_path)
-        for observation in chain_evidence.observe_chains(
-                configs, assets, [c.account for c in facts.custody], progress, environ,
-                chain_clients):
-            observations.append(observation)
-            stored.append(("chain", observation.kind, chain_evidence.to_evidence(observation)))
+        facts = store.with_postings(connection, facts,
+                                    wanted_postings(facts, observations, policy))
+    stored.extend(chained)
     run_id = f"run-{created_at:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
     with for_writing(engine).begin() as connection:
         open_before = store.previous_open_breaks(connection, None)
         first_seen = store.runs_as_of(connection, set(open_before.values()))
         outcome = _evaluate(run_id, created_at, facts, observations, stored, open_before,
-                            rulebook, prices, reserve, first_seen)
+                            rulebook, policy, prices, reserve, first_seen)
         text = canonical(outcome.result)
         store.save_run(connection, store.StoredRun(
             0, run_id, created_at, as_of, outcome.result["status"],
@@ -159,13 +179,19 @@ def rerun(engine: Engine, run_id: str) -> RerunOutcome:
             raise InputError(f"run {run_id} was made before rulebooks were stored with runs; "
                              "it cannot be evaluated again exactly", field="RUN_ID")
         rulebook = rulebook_from_json(before["rulebook"])
+        # A run stored before result versions is compared again as it was made (see
+        # engine.RESULT_VERSION), and its result again has no version.
+        policy = replace(rulebook.compare_policy(), result_version=before.get(RESULT_KEY))
         facts = store.load_ledger_facts(connection, stored.as_of, known_at=stored.created_at)
+        facts = store.with_postings(connection, facts,
+                                    wanted_postings(facts, observations, policy),
+                                    known_at=stored.created_at)
         open_before = store.previous_open_breaks(connection, stored.seq)
         first_seen = store.runs_as_of(connection, set(open_before.values()))
         reserve = store.load_reserve_facts(connection, stored.as_of, stored.created_at,
                                            rulebook)
     outcome = _evaluate(stored.run_id, stored.created_at, facts, observations, evidence,
-                        open_before, rulebook, prices, reserve, first_seen)
+                        open_before, rulebook, policy, prices, reserve, first_seen)
     return _compared(stored, before, outcome)
 
 
@@ -222,9 +248,9 @@ def held_assets(facts: LedgerFacts) -> set[str]:
 def _evaluate(run_id: str, created_at: datetime, facts: LedgerFacts,
               observations: Sequence[Observation], evidence: Sequence[tuple[str, str, EvidenceFile]],
               open_before: Mapping[tuple[str, str], str], rulebook: Rulebook,
-              prices: PriceTable | None, reserve: ReserveFacts,
+              policy: ComparePolicy, prices: PriceTable | None, reserve: ReserveFacts,
               first_seen: Mapping[str, datetime]) -> RunOutcome:
-    comparisons, breaks = compare(facts, observations, rulebook.compare_policy())
+    comparisons, breaks = compare(facts, observations, policy)
     checks = rulebook.evaluate(RunFacts(facts, comparisons, prices, reserve))
     status = "breaks" if any(b.kind != "dust" for b in breaks) else "clean"
     break_rows = [_break_json(b, open_before.get((b.account, b.kind), run_id))
@@ -241,9 +267,12 @@ def _evaluate(run_id: str, created_at: datetime, facts: LedgerFacts,
         "accounts": [_account_json(c) for c in comparisons],
         "breaks": break_rows,
         "checks": [check_json(c) for c in checks],
-        "matching": {c.account: _matching_json(c) for c in comparisons if c.matching},
+        "matching": {c.account: _matching_json(c) for c in comparisons
+                     if c.matching or c.not_matched},
         READER_KEY: EVIDENCE_READER_VERSION,
     }
+    if policy.result_version is not None:
+        result[RESULT_KEY] = policy.result_version
     failed = any(c.status == "fail" for c in checks)
     ages = ages_days(break_rows, run_id, facts.as_of, first_seen)
     return RunOutcome(result, status == "breaks" or failed, ages)
@@ -281,6 +310,8 @@ def check_json(c: Check) -> dict[str, Any]:
 
 
 def _matching_json(c: Comparison) -> dict[str, Any]:
+    if c.not_matched is not None:
+        return _not_matched_json(c, c.not_matched)
     assert c.matching is not None
     explained = c.matching.explained_minor
     difference = c.difference_minor or 0
@@ -309,6 +340,22 @@ def _matching_json(c: Comparison) -> dict[str, Any]:
     if tolerated:
         document["within_tolerance"] = format_amount(tolerated, c.scale)
     return document
+
+
+NOT_MATCHED = "the evidence is a balance without movements: no posting can be paired with it"
+
+
+def _not_matched_json(c: Comparison, totals: PostingTotals) -> dict[str, Any]:
+    """Matching was not possible (a balance alone): what was not paired, counted and summed,
+    never listed. The keys of a matching are kept, empty, so that every reader of them reads
+    this too; `possible` is false and `reason` says why."""
+    return {"possible": False, "reason": NOT_MATCHED,
+            "ledger_postings": totals.count,
+            "ledger_in": format_amount(totals.in_minor, c.scale),
+            "ledger_out": format_amount(totals.out_minor, c.scale),
+            "matched": [], "unmatched_external": [], "unmatched_ledger": [],
+            "explained": format_amount(0, c.scale),
+            "unexplained": format_amount(c.difference_minor or 0, c.scale)}
 
 
 # Reading stored runs: each function reads in one snapshot and returns plain values.

@@ -195,15 +195,19 @@ def test_after_the_freeze_only_the_administrators_distributions_and_records_are_
 
 
 def test_the_database_refuses_business_entries_and_changes_once_frozen(frozen: Engine) -> None:
-    """Python bypassed: rows written straight into the tables."""
-    with frozen.connect() as connection:
-        batch = connection.execute(text("SELECT min(id) FROM batches")).scalar_one()
+    """Python bypassed: rows written straight into the tables (the entry with a batch of its
+    own, in its transaction, as the database requires of any entry)."""
     forged = {"id": 1000, "key": "forged", "type": "deposit", "recorded_at": datetime.now(UTC),
-              "metadata": {}, "content_hash": "0" * 64, "batch_id": batch}
+              "metadata": {}, "content_hash": "0" * 64}
     for when in (datetime(2025, 11, 27, tzinfo=UTC), datetime(2025, 11, 20, tzinfo=UTC)):
         with pytest.raises(DBAPIError, match="frozen for administration"), \
                 frozen.begin() as connection:
-            connection.execute(entries.insert().values(**forged, effective_at=when))
+            batch = connection.execute(text(
+                "INSERT INTO batches (source, sha256, entry_count, posting_count, "
+                "skipped_count, recorded_at) VALUES ('forged', :sha, 1, 2, 0, CURRENT_TIMESTAMP) "
+                "RETURNING id"), {"sha": "0" * 64}).scalar_one()
+            connection.execute(entries.insert().values(**forged, effective_at=when,
+                                                       batch_id=batch))
     for statement in ("UPDATE administration SET cutoff = frozen_at",
                       "UPDATE administration SET administrator = 'someone else'",
                       "DELETE FROM administration"):
