@@ -12,6 +12,7 @@ from ledger.chart import parse_chart
 from ledger.entries import Draft, read_drafts
 from ledger.errors import EnvironmentFailure, ErrorLog, InputError
 from ledger.json_input import parse_time
+from ledger.storage import journal
 from ledger.storage.chart_store import ChartResult, load_chart
 from ledger.storage.engine import make_engine, schema_is_current, upgrade
 from ledger.storage.posting import CheckResult, PostResult, Progress, check_batch, post_batch
@@ -51,6 +52,8 @@ def init(url: str | None) -> Engine:
         upgrade(engine)
     except OperationalError as error:
         raise EnvironmentFailure(f"database unreachable: {_first_line(error)}") from None
+    # A ledger written before the hash chain (migration 0009) gets its history sealed once.
+    journal.seal_backlog(engine)
     return engine
 
 

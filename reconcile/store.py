@@ -13,18 +13,10 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import (
     CTE,
-    BigInteger,
-    Column,
     ColumnElement,
     Connection,
-    ForeignKey,
-    Integer,
     Label,
-    LargeBinary,
     Select,
-    String,
-    Table,
-    Text,
     case,
     func,
     literal_column,
@@ -32,18 +24,18 @@ from sqlalchemy import (
 )
 
 from ledger.model import DEBIT_NORMAL_ROLES, Account, Pool, Role
-from ledger.storage import reserve_store
+from ledger.storage import journal, reserve_store
 from ledger.storage.rows import account_from_row, load_assets
 from ledger.storage.schema import (
-    Id,
     accounts,
     balances,
     breaches,
     entries,
-    metadata,
     postings,
+    recon_breaks,
+    recon_evidence,
+    recon_runs,
 )
-from ledger.storage.types import UTCDateTime
 from reconcile.engine import (
     CustodyFacts,
     LedgerFacts,
@@ -54,43 +46,6 @@ from reconcile.engine import (
 from reconcile.evidence import EvidenceFile
 from reconcile.matching import Item
 from reconcile.rules import Draw, ReserveFacts, Rulebook
-
-recon_runs = Table(
-    "recon_runs", metadata,
-    Column("seq", Id, primary_key=True, autoincrement=True),
-    Column("run_id", String(40), nullable=False, unique=True),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("as_of", UTCDateTime, nullable=False),
-    Column("status", String(10), nullable=False),
-    Column("rulebook", String(100), nullable=False),
-    Column("result", Text, nullable=False),
-    Column("result_sha256", String(64), nullable=False),
-)
-
-recon_evidence = Table(
-    "recon_evidence", metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column("run_seq", Id, ForeignKey("recon_runs.seq"), nullable=False),
-    Column("position", Integer, nullable=False),
-    Column("name", String(500), nullable=False),
-    Column("kind", String(10), nullable=False),
-    Column("format", String(30), nullable=False),
-    Column("sha256", String(64), nullable=False),
-    Column("size_bytes", BigInteger, nullable=False),
-    Column("content", LargeBinary, nullable=False),
-)
-
-recon_breaks = Table(
-    "recon_breaks", metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column("run_seq", Id, ForeignKey("recon_runs.seq"), nullable=False),
-    Column("account", String(300), nullable=False),
-    Column("asset", String(20), nullable=False),
-    Column("kind", String(20), nullable=False),
-    Column("difference", String(100), nullable=False),
-    Column("open_since", String(40), nullable=False),
-)
-
 
 REFERENCE_KEYS = ("end_to_end_id", "txid", "reference", "bank_reference")
 
@@ -367,6 +322,7 @@ def save_run(connection: Connection, run: StoredRun, evidence: Sequence[tuple[st
             {"run_seq": seq[0], "account": b["account"][:300], "asset": b["asset"],
              "kind": b["kind"], "difference": b["difference"], "open_since": b["open_since"]}
             for b in breaks])
+    journal.seal(connection, "run", {"recon_runs": [seq[0]]}, ref=str(seq[0]))
     return int(seq[0])
 
 

@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, func, select, text, update
 
-from ledger import views
+from ledger import service, views
 from ledger.chart import parse_chart
 from ledger.storage import checkpoints
 from ledger.storage.chart_store import load_chart
-from ledger.storage.engine import for_writing, upgrade
+from ledger.storage.engine import for_writing
 from ledger.storage.integrity import verify
 from ledger.storage.reading import AccountFilter, balances_at
 from ledger.storage.schema import accounts, balance_checkpoints, postings
@@ -107,33 +107,24 @@ def test_verify_finds_a_checkpoint_changed_behind_the_ledger(
 
 
 def test_the_migration_makes_checkpoints_for_the_history_already_there(ledger: Engine) -> None:
-    """Down to 0007 (no checkpoints), posting on, then up: every long history gets its
-    checkpoints from its postings, and past balances and verify agree."""
+    """A history posted, then the schema taken down to 0007 (no checkpoints, no hash chain)
+    and up again as `segledger init` does: every long history gets its checkpoints from its
+    postings, the history is sealed again, and past balances and verify agree."""
     engine = ledger
     url = engine.url.render_as_string(hide_password=False)
+    history = [deposit(f"d{n}", f"c-{n % 2}", "3", at=_at(n // 3)) for n in range(2_100)]
+    post(engine, history)
     _migrate(url, "0007", down=True)
     with for_writing(engine).begin() as connection:
         assert "balance_checkpoints" not in set(connection.execute(text(
             "SELECT name FROM sqlite_master WHERE type = 'table'" if engine.dialect.name ==
             "sqlite" else "SELECT tablename FROM pg_tables")).scalars())
-    history = [deposit(f"d{n}", f"c-{n % 2}", "3", at=_at(n // 3)) for n in range(2_100)]
-    _post_without_checkpoints(engine, history)
-    upgrade(engine)
+    service.init(url)
     assert _checkpoint_count(engine) >= 2  # the trust account passed 1,000 and 2,000
     for minute in (0, 333, 334, 500, 699, 700):
         as_of = START + timedelta(minutes=minute)
         assert _past(engine, TRUST, as_of) == _summed(engine, TRUST, as_of)
     assert verify_ok(engine)
-
-
-def _post_without_checkpoints(engine: Engine, entries: list[dict[str, object]]) -> None:
-    """The posting path of a ledger at 0007, whose schema has no checkpoint table."""
-    original = checkpoints.record
-    checkpoints.record = lambda *args, **kwargs: None  # type: ignore[assignment]
-    try:
-        post(engine, entries)
-    finally:
-        checkpoints.record = original
 
 
 def test_a_listing_of_many_accounts_mixes_both_ways(

@@ -339,4 +339,6 @@ def test_verify_notices_a_reserve_draw_turned_into_a_transfer(ledger: Engine) ->
                                    "UPDATE entries SET type = 'transfer' WHERE key = 'draw'")
     with ledger.connect() as connection:
         checks = {(p.check, p.subject) for p in verify(connection).problems}
-    assert checks == {("reserve", "draw"), ("incident_link", "draw")}
+    # The rules name what the change means; the hash chain names the row that changed.
+    assert checks == {("reserve", "draw"), ("incident_link", "draw"), ("entry_hash", "draw"),
+                      ("sealed_batch", "batch 1")}

@@ -26,6 +26,7 @@ from ledger.json_input import decimal_text
 from ledger.model import Account, Pool, Purpose, Role
 from ledger.money import format_amount, parse_amount
 from ledger.prices import PriceTable
+from ledger.storage import journal
 from ledger.storage.reading import AccountFilter, balances_at
 from ledger.storage.rows import account_from_row, load_assets, load_freeze
 from ledger.storage.schema import accounts, admin_disputes, admin_elections, admin_prices
@@ -279,6 +280,7 @@ def save_prices(connection: Connection, prices: CommencementPrices, at: datetime
         prices=json.dumps({asset: decimal_text(price) for asset, price in prices.prices.items()},
                           sort_keys=True, separators=(",", ":")),
         sha256=prices.sha256, source=prices.source[:500], recorded_at=at))
+    journal.seal(connection, "admin_prices", {"admin_prices": [1]})
 
 
 # --- Elections and disputes ---------------------------------------------------------------------

@@ -27,7 +27,7 @@ from ledger.book import Freeze
 from ledger.model import AssetKind, EntryType
 from ledger.money import format_amount, parse_amount
 from ledger.storage.rows import chunks, load_assets
-from ledger.storage.schema import entries
+from ledger.storage.schema import entries, recon_runs
 
 KINDS = ("withdrawal_unconfirmed", "deposit_uncredited", "chain_excess")
 NO_RUN = "no reconciliation run: in-flight items unknown"
@@ -74,8 +74,6 @@ class InFlight:
 
 def closest_run(connection: Connection, cutoff: datetime) -> tuple[str, datetime, str] | None:
     """(run_id, as_of, result) of the run closest to the cut-off (see the module's note)."""
-    from reconcile.store import recon_runs  # the reconciliation's storage is a layer above
-
     columns = (recon_runs.c.run_id, recon_runs.c.as_of, recon_runs.c.result)
     before = connection.execute(select(*columns).where(recon_runs.c.as_of <= cutoff).order_by(
         recon_runs.c.as_of.desc(), recon_runs.c.seq.desc()).limit(1)).first()

@@ -37,6 +37,7 @@ from ledger.administration.rules_file import RulesFile, parse_rules
 from ledger.errors import InputError, shown
 from ledger.json_input import loads_strict
 from ledger.model import Pool, Purpose, Role
+from ledger.storage import journal
 from ledger.storage.engine import for_reading, for_writing
 from ledger.storage.posting import post_batch
 from ledger.storage.rows import insert_ignoring_conflicts, load_accounts, utcnow
@@ -174,15 +175,18 @@ def make_plan(engine: Engine, rules_path: str | None, run_id: str | None) -> Pla
         result = plan(plan_inputs(connection, rules, run_id))
         document = canonical_json(result).decode("ascii")
         digest = plan_hash(result)
-        inserted = connection.execute(
+        new = connection.execute(
             insert_ignoring_conflicts(connection, admin_plans, "plan_hash").values(
-                plan_hash=digest, document=document, run_id=run_id, created_at=utcnow()))
+                plan_hash=digest, document=document, run_id=run_id, created_at=utcnow())
+            .returning(admin_plans.c.plan_hash)).first() is not None
+        if new:
+            journal.seal(connection, "admin_plan", {"admin_plans": [digest]})
         stored = stored_plan(connection, digest)
         assert stored is not None and stored.document == document
         assert result.basis is not None
         # Its payouts are dated when it was stored, which must be after the cut-off.
         assert stored.created_at > result.basis.cutoff, "a plan is made after the freeze"
-    return PlanResult(result, stored, inserted.rowcount == 1)
+    return PlanResult(result, stored, new)
 
 
 def stored_plan(connection: Connection, digest: str) -> StoredPlan | None:

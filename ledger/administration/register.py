@@ -15,6 +15,7 @@ from ledger.administration.input_files import DisputeLine, ElectionLine, InputFi
 from ledger.administration.inputs import Dispute, Election
 from ledger.errors import InputError, shown
 from ledger.money import format_amount, parse_amount
+from ledger.storage import journal
 from ledger.storage.rows import load_assets, max_minor
 from ledger.storage.schema import admin_disputes, admin_elections
 
@@ -61,6 +62,8 @@ def save_elections(connection: Connection, parsed: InputFile[ElectionLine],
                 "cannot change")
     if rows:
         connection.execute(admin_elections.insert(), rows)
+        journal.seal(connection, "admin_elections",
+                     {"admin_elections": [row["creditor"] for row in rows]})
     return LoadResult(len(rows), len(parsed.items) - len(rows))
 
 
@@ -84,7 +87,9 @@ def save_disputes(connection: Connection, parsed: InputFile[DisputeLine],
         rows.extend({**row, "source": parsed.source[:500], "loaded_at": at} for row in new)
         loaded += bool(new)
     if rows:
-        connection.execute(admin_disputes.insert(), rows)
+        ids = connection.execute(admin_disputes.insert().returning(admin_disputes.c.id),
+                                 rows).scalars().all()
+        journal.seal(connection, "admin_disputes", {"admin_disputes": ids})
     return LoadResult(loaded, len(parsed.items) - loaded)
 
 

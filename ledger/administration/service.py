@@ -17,6 +17,7 @@ from ledger.book import Freeze
 from ledger.errors import InputError, shown
 from ledger.prices import parse_prices
 from ledger.service import read_entry_file
+from ledger.storage import journal
 from ledger.storage.engine import for_reading, for_writing
 from ledger.storage.posting import PostResult, Progress, post_batch
 from ledger.storage.rows import insert_ignoring_conflicts, load_assets, load_freeze, utcnow
@@ -75,6 +76,7 @@ def freeze(engine: Engine, cutoff: datetime, administrator: str,
                 "freeze is final and there is no unfreeze", field="--cutoff")
         later = connection.execute(select(func.count()).select_from(entries)
                                    .where(entries.c.effective_at > cutoff)).scalar_one()
+        journal.seal(connection, "freeze", {"administration": [1]})
     return Frozen(Freeze(cutoff, name, number), now, int(later))
 
 

@@ -30,6 +30,7 @@ from ledger.errors import InputError, shown
 from ledger.json_input import decimal_text, from_pydantic, iso_text, line_of, loads_strict, locate
 from ledger.model import CUSTOMER_ID, EntryType
 from ledger.money import format_amount
+from ledger.storage import journal
 from ledger.storage.engine import for_reading, for_writing
 from ledger.storage.rows import chunks, load_assets, utcnow
 from ledger.storage.schema import accounts, admin_confirmations, balances, batches, entries
@@ -197,7 +198,9 @@ def confirm(engine: Engine, path: str) -> ConfirmResult:
             else:
                 raise parsed.error(item, "reference", _changed(earlier))
         if rows:
-            connection.execute(admin_confirmations.insert(), rows)
+            ids = connection.execute(admin_confirmations.insert().returning(
+                admin_confirmations.c.id), rows).scalars().all()
+            journal.seal(connection, "admin_confirmations", {"admin_confirmations": ids})
     return ConfirmResult(len(rows), unchanged)
 
 

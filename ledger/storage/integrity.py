@@ -6,7 +6,9 @@ it again, so a row changed behind the ledger's back (or a bug on the write path)
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -14,20 +16,23 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from ledger.errors import shown
+from ledger.storage import journal
 from ledger.storage.reserve_store import draws
-from ledger.storage.rows import account_from_row, load_assets
+from ledger.storage.rows import account_from_row, load_assets, select_in
 from ledger.storage.schema import (
     accounts,
     balance_checkpoints,
     balances,
+    batches,
     breaches,
+    chain_head,
     coverage,
     entries,
     incident_links,
     postings,
+    recon_evidence,
+    recon_runs,
 )
-
-HASH_CHAIN_STATUS = "not recorded yet: entries carry no hashes until the tamper-evidence work"
 
 
 @dataclass(frozen=True)
@@ -42,8 +47,14 @@ class VerifyReport:
     entries_checked: int = 0
     postings_checked: int = 0
     accounts_checked: int = 0
+    links_checked: int = 0
     problems: list[Problem] = field(default_factory=list)
-    hash_chain: str = HASH_CHAIN_STATUS
+
+    @property
+    def hash_chain(self) -> str:
+        broken = sum(problem.check in CHAIN_CHECKS for problem in self.problems)
+        state = f"{broken} problems" if broken else "intact"
+        return f"{self.links_checked} links, {state}"
 
     @property
     def ok(self) -> bool:
@@ -61,6 +72,7 @@ def verify(connection: Connection) -> VerifyReport:
     _check_balances_and_coverage(connection, report)
     _check_checkpoints(connection, report)
     _check_reserve_and_incidents(connection, report)
+    _check_chain(connection, report)
     return report
 
 
@@ -236,3 +248,159 @@ def _check_balances_and_coverage(connection: Connection, report: VerifyReport) -
             report.problems.append(Problem(
                 "coverage", asset,
                 f"stored coverage {stored.get(asset)}, balances give {recomputed.get(asset, 0)}"))
+
+
+# --- the hash chain (ledger/storage/journal.py, docs/integrity.md) ---------------------------
+
+CHAIN_CHECKS = frozenset({"chain", "entry_hash", "sealed_batch", "sealed_record", "unsealed",
+                          "run_hash"})
+
+
+def _check_chain(connection: Connection, report: VerifyReport) -> None:
+    """The chain rebuilt from scratch: each link's hash from its fields and the one before,
+    each subject's digest from its rows as they are now, each entry's hashes from its fields
+    and postings; and every row of a sealed table in some link."""
+    links = journal.load_links(connection)
+    report.links_checked = len(links)
+    problems = report.problems
+    previous_seq, previous_hash = 0, journal.GENESIS
+    for link in links:
+        where = f"link {link.seq}"
+        if link.seq != previous_seq + 1:
+            problems.append(Problem("chain", where, f"follows link {previous_seq}: links "
+                                    f"{previous_seq + 1}–{link.seq - 1} were removed"))
+        if link.prev_hash != previous_hash:
+            problems.append(Problem("chain", where, f"does not follow link {previous_seq}: it "
+                                    f"names {link.prev_hash[:16]}… before it, link "
+                                    f"{previous_seq} hashes to {previous_hash[:16]}… (links "
+                                    "removed, inserted, reordered or rewritten)"))
+        if journal.link_hash(link.seq, link.kind, link.ref, link.subject, link.digest,
+                             link.prev_hash, link.sealed_at) != link.link_hash:
+            problems.append(Problem("chain", where, "its hash does not recompute from its "
+                                    "fields: the link itself was changed"))
+        previous_seq, previous_hash = link.seq, link.link_hash
+    head = connection.execute(select(chain_head.c.seq, chain_head.c.link_hash)).all()
+    if [(row.seq, row.link_hash) for row in head] != [(previous_seq, previous_hash)]:
+        problems.append(Problem("chain", "head", f"the head names {_head_text(head)}, the "
+                                f"last link is {previous_seq}: links were removed or the head "
+                                "was moved"))
+    _check_sealed_batches(connection, links, problems)
+    _check_sealed_records(connection, links, problems)
+
+
+def _head_text(head: Sequence[Any]) -> str:
+    return ", ".join(f"link {row.seq}" for row in head) if head else "nothing (it is gone)"
+
+
+def _check_sealed_batches(connection: Connection, links: Sequence[journal.Link],
+                          problems: list[Problem]) -> None:
+    batch_rows = {row.id: row for row in connection.execute(select(batches))}
+    sealing: dict[int, journal.Link] = {}
+    for link in links:
+        subject = journal.parse_subject(link.subject)
+        for key in subject.get("batches", []):
+            sealing[int(key)] = link
+    digests: dict[int, Any] = {}
+    for batch_id in sealing:
+        digest = hashlib.sha256()
+        if batch_id in batch_rows:
+            row = batch_rows[batch_id]
+            digest.update(journal.line("batches", *(row._mapping[c.name] for c in batches.columns)))
+        digests[batch_id] = digest
+    found: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for entry in journal.recomputed_entries(connection):
+        counts = found[entry.batch_id]
+        counts[0] += 1
+        counts[1] += entry.posting_count
+        if entry.batch_id in digests:
+            digests[entry.batch_id].update(entry.line)
+        if entry.stored_entry_hash is None or entry.stored_postings_hash is None:
+            continue  # written before the chain (0009): its batch's digest covers it
+        if entry.postings_hash != entry.stored_postings_hash:
+            problems.append(Problem(
+                "entry_hash", entry.key, f"its postings changed since it was sealed (an "
+                f"amount, an account or a time changed, or a posting was removed or added: it "
+                f"has {entry.posting_count} now)"))
+        elif entry.entry_hash != entry.stored_entry_hash:
+            problems.append(Problem(
+                "entry_hash", entry.key, "its fields changed since it was sealed (type, "
+                "effective or recorded time, memo, metadata, content hash, reversal or batch)"))
+    for batch_id, link in sorted(sealing.items()):
+        subject = journal.parse_subject(link.subject)
+        rest = {name: keys for name, keys in subject.items() if name != "batches"}
+        digest = digests[batch_id]
+        for chunk in journal.subject_lines(connection, rest):
+            digest.update(chunk)
+        if digest.hexdigest() == link.digest:
+            continue
+        entries_now, postings_now = found.get(batch_id, [0, 0])
+        if batch_id not in batch_rows:
+            detail = f"sealed in link {link.seq}, its row is gone ({entries_now} entries left)"
+        else:
+            row = batch_rows[batch_id]
+            detail = (f"differs from its seal in link {link.seq}: "
+                      + _count_change(row.entry_count, entries_now, "entr", "y", "ies")
+                      + "; " + _count_change(row.posting_count, postings_now, "posting", "", "s")
+                      + " (an entry inserted, removed, reordered or rewritten with its hashes, "
+                        "the batch's row, or an incident it opened, changed)")
+        problems.append(Problem("sealed_batch", f"batch {batch_id}", detail))
+    for batch_id in sorted(set(batch_rows) - set(sealing)):
+        entries_now, _ = found.get(batch_id, [0, 0])
+        problems.append(Problem("unsealed", f"batch {batch_id}", f"is not in the hash chain: it "
+                                f"and its {entries_now} entries were written behind the "
+                                "ledger's back"))
+
+
+def _count_change(sealed: int, now: int, stem: str, one: str, many: str) -> str:
+    text = f"sealed with {sealed} {stem}{one if sealed == 1 else many}, {now} now"
+    if now < sealed:
+        return text + " (removed)"
+    return text + (" (inserted)" if now > sealed else "")
+
+
+def _check_sealed_records(connection: Connection, links: Sequence[journal.Link],
+                          problems: list[Problem]) -> None:
+    """Runs and register rows: each link's digest again, a run's stored hashes, and no row
+    that no link seals."""
+    for link in links:
+        subject = {name: keys for name, keys in journal.parse_subject(link.subject).items()
+                   if name not in ("batches", "incidents", "incident_links")}
+        if not subject or journal.subject_digest(connection, subject) == link.digest:
+            continue
+        gone = [f"{name} {key}" for name, keys in subject.items()
+                for key in sorted(set(keys) - _present(connection, name, keys))]
+        detail = (f"rows sealed in link {link.seq} ({link.kind}) changed since: "
+                  + (f"{', '.join(gone)} removed" if gone else "a row or its children "
+                     "(evidence, breaks) altered"))
+        problems.append(Problem("sealed_record", _subject_name(subject), detail))
+    sealed = journal.sealed_keys(connection)
+    for name, spec in journal.SEALED.items():
+        if name == "batches":
+            continue  # with their entries, above
+        for key in connection.execute(select(spec.key)).scalars():
+            if str(key) not in sealed[name]:
+                problems.append(Problem("unsealed", f"{name} {key}", "is not in the hash chain: "
+                                        "written behind the ledger's back"))
+    for row in connection.execute(select(recon_runs.c.run_id, recon_runs.c.result,
+                                         recon_runs.c.result_sha256)):
+        if hashlib.sha256(row.result.encode()).hexdigest() != row.result_sha256:
+            problems.append(Problem("run_hash", row.run_id, "its stored result does not match "
+                                    "the result's stored SHA-256"))
+    for evidence in connection.execute(select(recon_runs.c.run_id, recon_evidence.c.name,
+                                         recon_evidence.c.sha256, recon_evidence.c.content)
+                                  .join(recon_runs, recon_runs.c.seq == recon_evidence.c.run_seq)):
+        if hashlib.sha256(bytes(evidence.content)).hexdigest() != evidence.sha256:
+            problems.append(Problem("run_hash", evidence.run_id, f"evidence {evidence.name}: its content "
+                                    "does not match its stored SHA-256"))
+
+
+def _present(connection: Connection, name: str, keys: Sequence[str]) -> set[str]:
+    spec = journal.SEALED[name]
+    return {str(row[0]) for row in select_in(connection, select(spec.key), spec.key,
+                                             [journal.typed_key(spec.key, key) for key in keys])}
+
+
+def _subject_name(subject: dict[str, list[str]]) -> str:
+    name, keys = next(iter(subject.items()))
+    label = {"recon_runs": "run"}.get(name, name)
+    return f"{label} {', '.join(keys[:3])}{'…' if len(keys) > 3 else ''}"

@@ -24,7 +24,7 @@ from ledger.errors import ErrorLog, InputError
 from ledger.incidents import IncidentKind, KnownIncident
 from ledger.model import Asset, Line, implicit_customer_account
 from ledger.money import format_amount
-from ledger.storage import checkpoints
+from ledger.storage import checkpoints, journal
 from ledger.storage.engine import for_writing
 from ledger.storage.rows import (
     chunks,
@@ -73,6 +73,14 @@ class CheckResult:
     entries_checked: int
     errors: list[InputError]
     stopped: bool  # the log filled up: the entries after the last error were not checked
+
+
+@dataclass(frozen=True)
+class _Written:
+    batch_id: int
+    entry_lines: dict[int, bytes]
+    new_incidents: list[str]
+    link_ids: list[int]
 
 
 @dataclass(frozen=True)
@@ -243,13 +251,18 @@ def _post(
         progress("check", len(drafts), len(drafts))
     if not batch.entries:
         return PostResult(0, 0, batch.skipped, None), batch
-    batch_id = _write(connection, batch, posted_ids, locked, known, source, sha256, now, copy,
-                      progress, admin_reason, admin_plan)
+    written = _write(connection, batch, posted_ids, locked, known, source, sha256, now, copy,
+                     progress, admin_reason, admin_plan)
     for problem in _check_history(connection, batch, locked, known, assets):
         if errors is None:
             raise problem
         errors.add(problem.located(source=source))
-    return PostResult(len(batch.entries), batch.posting_count, batch.skipped, batch_id), batch
+    if errors is None:
+        # Last: the chain's head row is the one lock every writer takes, held only to commit.
+        journal.seal_batch(connection, written.batch_id, written.entry_lines,
+                           written.new_incidents, written.link_ids)
+    return (PostResult(len(batch.entries), batch.posting_count, batch.skipped, written.batch_id),
+            batch)
 
 
 def _load_posted(
@@ -319,7 +332,7 @@ def _write(
     progress: Progress | None,
     admin_reason: str | None,
     admin_plan: str | None,
-) -> int:
+) -> _Written:
     batch_key = connection.execute(batches.insert().values(
         source=source[:500], sha256=sha256, entry_count=len(batch.entries),
         posting_count=batch.posting_count, skipped_count=batch.skipped, recorded_at=now,
@@ -339,8 +352,10 @@ def _write(
         for p in batch.entries
     ]
     posting_rows = []
-    for prepared in batch.entries:
+    entry_lines: dict[int, bytes] = {}
+    for prepared, entry_row in zip(batch.entries, entry_rows, strict=True):
         entry = prepared.entry
+        facts = []
         for line_no, line in enumerate(entry.lines):
             for code, sign in ((line.debit, 1), (line.credit, -1)):
                 account_id, account = known[code]
@@ -348,6 +363,13 @@ def _write(
                     "entry_id": entry_ids[entry.key], "line_no": line_no,
                     "account_id": account_id, "asset": account.asset,
                     "amount_minor": sign * line.amount_minor, "effective_at": entry.effective_at})
+                facts.append(journal.PostingFacts(
+                    line_no, code, account.asset, account.pool.value, account.role.value,
+                    account.asset, sign * line.amount_minor, entry.effective_at))
+        # The tamper evidence, from the values being written (verify recomputes it from rows).
+        entry_row["postings_hash"], entry_row["entry_hash"] = journal.entry_hashes(entry_row, facts)
+        entry_lines[entry_row["id"]] = journal.entry_line(
+            entry_row["id"], entry.key, entry_row["entry_hash"])
     if copy:
         _copy_rows(connection, entries.name, entry_rows, progress)
         _copy_rows(connection, postings.name, posting_rows, progress)
@@ -366,23 +388,24 @@ def _write(
                                         row.posting_count, row.last_effective_at)
          for account_id, row in locked.balance_rows.items()})
     _update_coverage_and_breaches(connection, batch, locked, entry_ids)
-    _write_incidents(connection, batch, entry_ids)
-    return int(batch_id)
+    link_ids = _write_incidents(connection, batch, entry_ids)
+    return _Written(int(batch_id), entry_lines, list(batch.new_incidents), link_ids)
 
 
 def _write_incidents(connection: Connection, batch: PreparedBatch, entry_ids: dict[str, int]
-                     ) -> None:
+                     ) -> list[int]:
     by_key = {prepared.entry.key: prepared.entry for prepared in batch.entries}
     if batch.new_incidents:
         connection.execute(incidents.insert(), [
             {"incident_id": incident, "kind": by_key[key].metadata["incident_kind"],
              "opened_entry_id": entry_ids[key], "opened_at": by_key[key].effective_at}
             for incident, key in batch.new_incidents.items()])
-    if batch.links:
-        connection.execute(incident_links.insert(), [
-            {"incident_id": link.incident, "entry_id": entry_ids[link.entry_key],
-             "kind": link.kind.value, "asset": link.asset, "amount_minor": link.amount_minor}
-            for link in batch.links])
+    if not batch.links:
+        return []
+    return list(connection.execute(incident_links.insert().returning(incident_links.c.id), [
+        {"incident_id": link.incident, "entry_id": entry_ids[link.entry_key],
+         "kind": link.kind.value, "asset": link.asset, "amount_minor": link.amount_minor}
+        for link in batch.links]).scalars())
 
 
 def _allocate_entry_ids(connection: Connection, count: int) -> list[int]:

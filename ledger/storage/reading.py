@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, Select, func, select
 
 from ledger.errors import InputError
 from ledger.model import Account, Pool, Role
+from ledger.storage import journal
 from ledger.storage.checkpoints import raw_sums_at
 from ledger.storage.engine import for_writing
 from ledger.storage.rows import (
@@ -189,8 +190,11 @@ def close_period(engine: Engine, through: datetime, closed_by: str, note: str | 
         if current is not None and through < current:
             raise InputError(f"already closed through {current.isoformat()}, a later time; "
                              "a close never moves back", field="--through")
-        connection.execute(closed_periods.insert().values(
-            closed_through=through, closed_at=utcnow(), closed_by=closed_by, note=note))
+        closed = connection.execute(closed_periods.insert().values(
+            closed_through=through, closed_at=utcnow(), closed_by=closed_by, note=note)
+        ).inserted_primary_key
+        assert closed is not None
+        journal.seal(connection, "period_close", {"closed_periods": [closed[0]]})
     return True
 
 

@@ -18,6 +18,7 @@ from ledger.errors import InputError, shown
 from ledger.model import Purpose, Role
 from ledger.money import parse_amount
 from ledger.reserves import Policy, PolicyDraft
+from ledger.storage import journal
 from ledger.storage.engine import for_writing
 from ledger.storage.rows import load_assets, max_minor, utcnow
 from ledger.storage.schema import (
@@ -227,5 +228,7 @@ def load_register(engine: Engine, drafts: Sequence[PolicyDraft], source: str) ->
                          "period_start": draft.period_start, "period_end": draft.period_end,
                          "content_hash": digest, "source": source[:500], "loaded_at": now})
         if rows:
-            connection.execute(insurance_policies.insert(), rows)
+            ids = connection.execute(insurance_policies.insert().returning(
+                insurance_policies.c.id), rows).scalars().all()
+            journal.seal(connection, "insurance", {"insurance_policies": ids})
     return RegisterResult(len(rows), unchanged)

@@ -9,6 +9,7 @@ from sqlalchemy import (
     Column,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -73,8 +74,12 @@ entries = Table(
     Column("reverses_id", Id, ForeignKey("entries.id"), unique=True),
     Column("batch_id", Id, ForeignKey("batches.id"), nullable=False),
     # Filled by the tamper-evidence work (DESIGN.md invariant 7); room kept now.
+    # The tamper evidence (migration 0009, docs/integrity.md): the hash of the entry's postings
+    # and of the entry with them. prev_hash, reserved in 0001, stays unused (NULL): entries are
+    # chained through their batch's link in chain_links.
     Column("prev_hash", String(64)),
     Column("entry_hash", String(64)),
+    Column("postings_hash", String(64)),
 )
 
 postings = Table(
@@ -177,6 +182,46 @@ insurance_policies = Table(
 )
 
 
+# --- reconciliation runs (migration 0002): stored here so that the hash chain, in this layer,
+# can seal them; reconcile/store.py writes and reads them. --------------------------------------
+
+recon_runs = Table(
+    "recon_runs", metadata,
+    Column("seq", Id, primary_key=True, autoincrement=True),
+    Column("run_id", String(40), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("as_of", UTCDateTime, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("rulebook", String(100), nullable=False),
+    Column("result", Text, nullable=False),
+    Column("result_sha256", String(64), nullable=False),
+)
+
+recon_evidence = Table(
+    "recon_evidence", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_seq", Id, ForeignKey("recon_runs.seq"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("name", String(500), nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("format", String(30), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("content", LargeBinary, nullable=False),
+)
+
+recon_breaks = Table(
+    "recon_breaks", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_seq", Id, ForeignKey("recon_runs.seq"), nullable=False),
+    Column("account", String(300), nullable=False),
+    Column("asset", String(20), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("difference", String(100), nullable=False),
+    Column("open_since", String(40), nullable=False),
+)
+
+
 ledger_meta = Table(
     "ledger_meta", metadata,
     Column("key", String(64), primary_key=True),
@@ -245,4 +290,26 @@ admin_confirmations = Table(
     Column("sent_at", UTCDateTime),
     Column("source", String(500), nullable=False),
     Column("loaded_at", UTCDateTime, nullable=False),
+)
+
+
+# --- the hash chain (migration 0009, ledger/storage/journal.py) ------------------------------
+
+chain_links = Table(
+    "chain_links", metadata,
+    Column("seq", Id, primary_key=True, autoincrement=False),
+    Column("kind", String(20), nullable=False),
+    Column("ref", String(64)),
+    Column("subject", Text, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("link_hash", String(64), nullable=False, unique=True),
+    Column("sealed_at", UTCDateTime, nullable=False),
+)
+
+chain_head = Table(
+    "chain_head", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("link_hash", String(64), nullable=False),
 )
