@@ -8,12 +8,12 @@ from typing import Annotated, Any
 
 import typer
 
-from ledger import service, views
+from ledger import seals, service, views
 from ledger.errors import InputError
 from ledger.model import Location
 from ledger.money import format_amount
 from ledger.storage.reading import CoverageRow
-from segledger import admin_cli, ledger_cli, reconcile_cli, report_cli
+from segledger import admin_cli, integrity_cli, ledger_cli, reconcile_cli, report_cli
 from segledger.common import EXIT_INPUT, EXIT_PROBLEM, State, db_url, handled, progress_bar
 from segledger.output import Column, Format, emit, set_zone, show_time
 
@@ -28,6 +28,7 @@ app = typer.Typer(
 chart_app = typer.Typer(help="The chart of accounts.", no_args_is_help=True)
 app.add_typer(chart_app, name="chart")
 ledger_cli.install(app)  # balances, register, entry show, period close/list
+integrity_cli.install(app)  # seal
 
 def _print_version(value: bool) -> None:
     if value:
@@ -175,9 +176,14 @@ def _coverage_row(row: CoverageRow) -> dict[str, Any]:
 def verify(
     ctx: typer.Context,
     fmt: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.TABLE,
+    seal: Annotated[str | None, typer.Option(
+        "--seal", help="A seal file from `segledger seal`: also prove nothing before it changed.")
+    ] = None,
 ) -> None:
-    """Check the whole journal again from what is stored; exit 1 naming each broken entry."""
-    report = views.verify(service.connect(db_url(ctx)))
+    """Check the whole journal again from what is stored, the hash chain rebuilt from scratch;
+    exit 1 naming each broken entry, run or record."""
+    engine = service.connect(db_url(ctx))
+    report = views.verify(engine) if seal is None else seals.verify_with_seal(engine, seal)
     problems = [vars(problem) for problem in report.problems]
     if fmt is Format.TABLE:
         for problem in report.problems:

@@ -362,3 +362,72 @@ def load_links(connection: Connection) -> list[Link]:
     return [Link(row.seq, row.kind, row.ref, row.subject, row.digest, row.prev_hash,
                  row.link_hash, row.sealed_at)
             for row in connection.execute(select(chain_links).order_by(chain_links.c.seq))]
+
+
+# --- seals an auditor keeps ------------------------------------------------------------------
+
+SEAL_FORMAT = "segledger-seal"
+SEAL_VERSION = 1
+
+
+def seal_counts(connection: Connection, through_seq: int) -> dict[str, int]:
+    """What links 1..through_seq seal: links, batches with their entries and postings, runs,
+    and register records (rows of the other sealed tables)."""
+    counts = {"links": 0, "batches": 0, "entries": 0, "postings": 0, "runs": 0, "records": 0}
+    batch_ids: list[int] = []
+    for text in connection.execute(select(chain_links.c.subject)
+                                   .where(chain_links.c.seq <= through_seq)).scalars():
+        counts["links"] += 1
+        for name, keys in parse_subject(text).items():
+            if name == "batches":
+                batch_ids.extend(int(key) for key in keys)
+            elif name == "recon_runs":
+                counts["runs"] += len(keys)
+            else:
+                counts["records"] += len(keys)
+    counts["batches"] = len(batch_ids)
+    for row in select_in(connection, select(batches.c.entry_count, batches.c.posting_count),
+                         batches.c.id, batch_ids):
+        counts["entries"] += row.entry_count
+        counts["postings"] += row.posting_count
+    return counts
+
+
+def seal_document(connection: Connection, through: datetime) -> dict[str, Any]:
+    """The seal of the chain as it stood at `through`: its newest link sealed by then."""
+    row = connection.execute(select(chain_links).where(chain_links.c.sealed_at <= through)
+                             .order_by(chain_links.c.seq.desc()).limit(1)).first()
+    if row is None:
+        raise LookupError(f"nothing was sealed at or before {canonical(through)}")
+    document: dict[str, Any] = {
+        "format": SEAL_FORMAT, "version": SEAL_VERSION, "through": canonical(through),
+        "link": {"seq": row.seq, "hash": row.link_hash, "sealed_at": canonical(row.sealed_at)},
+        "counts": seal_counts(connection, row.seq), "created_at": canonical(utcnow())}
+    document["sha256"] = seal_file_hash(document)
+    return document
+
+
+def seal_file_hash(document: Mapping[str, Any]) -> str:
+    """SHA-256 of the seal's canonical JSON without its own `sha256` member."""
+    body = {name: value for name, value in document.items() if name != "sha256"}
+    return sha256(json.dumps(body, sort_keys=True, separators=(",", ":"),
+                             ensure_ascii=False).encode())
+
+
+def check_seal(connection: Connection, document: Mapping[str, Any]) -> list[str]:
+    """What no longer matches the seal: its link's hash (the chain before it rewritten) and
+    the counts it sealed. The document's shape is checked by the caller."""
+    seq, expected = document["link"]["seq"], document["link"]["hash"]
+    row = connection.execute(select(chain_links.c.link_hash)
+                             .where(chain_links.c.seq == seq)).first()
+    if row is None:
+        return [f"link {seq} that the seal names is gone: the chain was cut back"]
+    problems = []
+    if row.link_hash != expected:
+        problems.append(f"link {seq} hashes to {row.link_hash} now, the seal says {expected}: "
+                        "the history before the seal was rewritten")
+    now = seal_counts(connection, seq)
+    for name, value in document["counts"].items():
+        if now.get(name) != value:
+            problems.append(f"{name} through link {seq}: {value} sealed, {now.get(name)} now")
+    return problems
