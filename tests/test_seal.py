@@ -11,10 +11,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Connection, Engine, text
 
 from tests.helpers import cli
-from tests.test_tamper import _as_insider, _entry_id, history  # noqa: F401 (a fixture)
+from tests.test_tamper import _as_insider, _entry_id, build_history
+
+
+@pytest.fixture
+def history(engine: Engine, tmp_path: Path) -> Engine:
+    return build_history(engine, tmp_path)
+
 
 # --- the independent verifier (docs/integrity.md) -------------------------------------------
 

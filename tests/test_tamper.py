@@ -34,7 +34,11 @@ POLICIES = """{"policies": [{"policy_id": "P-1", "insurer": "Tokio Marine", "cur
 
 @pytest.fixture
 def history(engine: Engine, tmp_path: Path) -> Engine:
-    ledger = engine
+    return build_history(engine, tmp_path)
+
+
+def build_history(ledger: Engine, tmp_path: Path) -> Engine:
+    """Two batches (one opening an incident), a reconciliation run and an insurance policy."""
     load_chart(ledger, parse_chart(json.dumps(CHART), "chart.json"), "chart.json")
     post(ledger, [deposit("d1", "c-001", "100"), deposit("d2", "c-002", "50"),
                   deposit("d3", "c-003", "20")])
