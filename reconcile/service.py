@@ -20,6 +20,7 @@ from ledger.errors import InputError, shown
 from ledger.files import read_file
 from ledger.money import format_amount
 from ledger.prices import PriceTable, check_covers, parse_prices
+from ledger.storage import journal
 from ledger.storage.engine import for_reading, for_writing
 from ledger.storage.rows import load_assets, utcnow
 from reconcile import chain_evidence, store
@@ -386,6 +387,15 @@ def show(engine: Engine, run_id: str) -> RunOutcome:
     """A stored run as it was stored, with the age of each break."""
     with for_reading(engine).connect() as connection:
         return _stored_outcome(connection, _stored_run(connection, run_id))
+
+
+def seal_problem(engine: Engine, run_id: str) -> str | None:
+    """Why the stored run cannot be trusted as stored (its result, evidence or breaks changed
+    behind the ledger's back), or None. `show` and `export` refuse such a run."""
+    with for_reading(engine).connect() as connection:
+        stored = _stored_run(connection, run_id)
+        problem = journal.record_problem(connection, "recon_runs", stored.seq)
+    return None if problem is None else f"run {run_id} {problem}"
 
 
 @dataclass(frozen=True)

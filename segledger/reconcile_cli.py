@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.text import Text
+from sqlalchemy import Engine
 
 from ledger import service as ledger_service
 from ledger.errors import InputError
@@ -140,7 +141,17 @@ def history_command(
     "found (`run` and `rerun` are the commands that exit 1).\n\n" + RUN_LAYOUT))
 @handled
 def show_command(ctx: typer.Context, run_id: RunId, fmt: FormatOption = Format.TABLE) -> None:
-    _print_run(service.show(ledger_service.connect(db_url(ctx)), run_id).document, fmt)
+    engine = ledger_service.connect(db_url(ctx))
+    _refuse_tampered(engine, run_id)
+    _print_run(service.show(engine, run_id).document, fmt)
+
+
+def _refuse_tampered(engine: Engine, run_id: str) -> None:
+    """A run changed behind the ledger's back is not shown as if it were the stored one."""
+    problem = service.seal_problem(engine, run_id)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        raise typer.Exit(EXIT_PROBLEM)
 
 
 @app.command("rerun", help=(
@@ -180,7 +191,9 @@ def export_command(
 ) -> None:
     if os.path.lexists(out):
         raise InputError(f"{out} already exists; choose a new directory", field="--out")
-    contents = service.export_contents(ledger_service.connect(db_url(ctx)), run_id)
+    engine = ledger_service.connect(db_url(ctx))
+    _refuse_tampered(engine, run_id)
+    contents = service.export_contents(engine, run_id)
     try:
         _write_export(contents, out)
     except OSError as error:

@@ -68,6 +68,7 @@ from ledger.storage.schema import (
     balances,
     batches,
     breaches,
+    chain_links,
     closed_periods,
     coverage,
     entries,
@@ -822,7 +823,8 @@ def dump(engine: Engine) -> Dump:
                 (r.key, r.type, _iso(r.effective_at), r.memo, r.raw,
                  json.dumps(r.meta, sort_keys=True), r.content_hash,
                  None if r.reverses_id is None else key[r.reverses_id], rank[r.batch_id],
-                 r.prev_hash, r.entry_hash)
+                 # The entry hash covers its ids and recorded time, which differ by path.
+                 r.prev_hash, r.postings_hash, r.entry_hash is not None)
                 for r in rows_of(select(entries, entries.c.metadata.label("meta"),
                                         cast(entries.c.metadata, Text).label("raw")))],
             "postings": [(key[r.entry_id], r.line_no, code[r.account_id], r.asset, r.amount_minor,
@@ -844,6 +846,7 @@ def dump(engine: Engine) -> Dump:
                                for r in rows_of(select(incident_links))],
             "closed_periods": [(_iso(r.closed_through), r.closed_by, r.note)
                                for r in rows_of(select(closed_periods))],
+            "chain_links": [(r.seq, r.kind) for r in rows_of(select(chain_links))],
         }
     return {table: sorted(found_rows, key=repr) for table, found_rows in found.items()}
 

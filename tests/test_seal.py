@@ -228,3 +228,25 @@ def test_a_seal_before_anything_was_sealed_is_refused(history: Engine) -> None:
     done = cli("--db", _url(history), "seal", "--through", "2000-01-01T00:00:00Z")
     assert done.returncode == 2
     assert "nothing was sealed at or before 2000-01-01T00:00:00.000000Z" in done.stderr
+
+
+@pytest.mark.parametrize("code", ["customer:c-001:JPY", 'customer:"q\\\\t\u00e9\u65e5\u672c\x01":JPY'])
+def test_the_writers_fast_posting_lines_are_the_verifiers_bytes(code: str) -> None:
+    """The posting path builds the lines its own way for speed; verify recomputes them the
+    general way. Both must give the same bytes, escapes and non-ASCII text included."""
+    from ledger.storage import journal
+
+    at = datetime(2025, 11, 25, 9, 30, 0, 123456, tzinfo=UTC)
+    entry = {"id": 7, "key": "k\u00e9", "type": "deposit", "effective_at": at,
+             "recorded_at": at, "memo": None, "metadata": {"b": [1, 2.5], "a": "\u65e5"},
+             "content_hash": "0" * 64, "reverses_id": None, "batch_id": 3}
+    fast = journal.PostingLines()
+    lines = [fast.line(0, fast.account(code, "JPY", "customer", "customer_liability"), 1500,
+                       fast.time(at)),
+             fast.line(0, fast.account("custody:customer:trust:JPY", "JPY", "customer",
+                                       "custody"), -1500, fast.time(at))]
+    general = journal.entry_hashes(entry, [
+        journal.PostingFacts(0, "custody:customer:trust:JPY", "JPY", "customer", "custody",
+                             "JPY", -1500, at),
+        journal.PostingFacts(0, code, "JPY", "customer", "customer_liability", "JPY", 1500, at)])
+    assert fast.hashes(entry, lines) == general

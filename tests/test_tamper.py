@@ -263,3 +263,20 @@ def test_an_untouched_ledger_has_every_row_sealed(history: Engine) -> None:
             select(text("kind")).select_from(text("chain_links")).order_by(text("seq")))]
         assert connection.execute(select(postings.c.id).limit(1)).first() is not None
     assert kinds == ["batch", "batch", "run", "insurance"]
+
+
+def test_show_and_export_refuse_a_run_edited_behind_the_ledgers_back(
+        history: Engine, tmp_path: Path) -> None:
+    from tests.helpers import cli
+
+    url = history.url.render_as_string(hide_password=False)
+    with history.connect() as connection:
+        run_id = connection.execute(text("SELECT run_id FROM recon_runs")).scalar_one()
+    assert cli("--db", url, "reconcile", "show", run_id).returncode == 0
+    _as_insider(history, lambda c: c.execute(text("DELETE FROM recon_breaks")))
+    shown = cli("--db", url, "reconcile", "show", run_id)
+    assert (shown.returncode, shown.stdout) == (1, "")
+    assert shown.stderr == (f"error: run {run_id} changed since it was sealed in link 3 of the "
+                            "hash chain; run `segledger verify`\n")
+    exported = cli("--db", url, "reconcile", "export", run_id, "--out", str(tmp_path / "x"))
+    assert exported.returncode == 1 and not (tmp_path / "x").exists()

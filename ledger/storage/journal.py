@@ -141,6 +141,40 @@ def entry_hashes(entry: Mapping[str, Any], entry_postings: Iterable[PostingFacts
     return postings_hash, sha256(header + postings_hash.encode())
 
 
+class PostingLines:
+    """The posting lines of `entry_hashes`, built faster for a batch being written: each
+    account's part encoded once, each entry's time once. Same bytes as `line`."""
+
+    def __init__(self) -> None:
+        self._accounts: dict[str, str] = {}
+
+    def account(self, code: str, asset: str, pool: str, role: str) -> str:
+        part = self._accounts.get(code)
+        if part is None:
+            part = ",".join(_text(value) for value in (code, asset, pool, role, asset))
+            self._accounts[code] = part
+        return part
+
+    @staticmethod
+    def time(at: datetime) -> str:
+        return _text(canonical(at))
+
+    @staticmethod
+    def line(line_no: int, account_part: str, amount_minor: int, time_part: str) -> str:
+        return f'["posting","{line_no}",{account_part},"{amount_minor}",{time_part}]\n'
+
+    @staticmethod
+    def hashes(entry: Mapping[str, Any], lines: Sequence[str]) -> tuple[str, str]:
+        """(postings_hash, entry_hash), as `entry_hashes` gives them, from lines already in
+        order (by line, the debit first)."""
+        postings_hash = sha256("".join(lines).encode())
+        header = line("entry", *(entry[name] for name in ENTRY_FIELDS))
+        return postings_hash, sha256(header + postings_hash.encode())
+
+
+_text = json.encoder.encode_basestring  # a JSON string as json.dumps(ensure_ascii=False) writes it
+
+
 def entry_line(entry_id: int, key: str, entry_hash: str) -> bytes:
     return line("entries", entry_id, key, entry_hash)
 
@@ -431,3 +465,19 @@ def check_seal(connection: Connection, document: Mapping[str, Any]) -> list[str]
         if now.get(name) != value:
             problems.append(f"{name} through link {seq}: {value} sealed, {now.get(name)} now")
     return problems
+
+
+def record_problem(connection: Connection, table: str, key: Any) -> str | None:
+    """Why one sealed row (with its children) cannot be trusted as shown, or None: it is in
+    no link, or its link's rows no longer hash to the link's digest."""
+    wanted = str(key)
+    for link in connection.execute(select(chain_links.c.seq, chain_links.c.subject,
+                                          chain_links.c.digest)
+                                   .where(chain_links.c.subject.contains(f'"{wanted}"'))):
+        subject = parse_subject(link.subject)
+        if wanted in subject.get(table, []):
+            if subject_digest(connection, subject) != link.digest:
+                return (f"changed since it was sealed in link {link.seq} of the hash chain; "
+                        "run `segledger verify`")
+            return None
+    return "is not in the hash chain: written behind the ledger's back; run `segledger verify`"

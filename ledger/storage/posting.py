@@ -353,9 +353,11 @@ def _write(
     ]
     posting_rows = []
     entry_lines: dict[int, bytes] = {}
+    hashing = journal.PostingLines()
     for prepared, entry_row in zip(batch.entries, entry_rows, strict=True):
         entry = prepared.entry
-        facts = []
+        lines = []
+        at = hashing.time(entry.effective_at)
         for line_no, line in enumerate(entry.lines):
             for code, sign in ((line.debit, 1), (line.credit, -1)):
                 account_id, account = known[code]
@@ -363,11 +365,11 @@ def _write(
                     "entry_id": entry_ids[entry.key], "line_no": line_no,
                     "account_id": account_id, "asset": account.asset,
                     "amount_minor": sign * line.amount_minor, "effective_at": entry.effective_at})
-                facts.append(journal.PostingFacts(
-                    line_no, code, account.asset, account.pool.value, account.role.value,
-                    account.asset, sign * line.amount_minor, entry.effective_at))
+                lines.append(hashing.line(line_no, hashing.account(
+                    code, account.asset, account.pool.value, account.role.value),
+                    sign * line.amount_minor, at))
         # The tamper evidence, from the values being written (verify recomputes it from rows).
-        entry_row["postings_hash"], entry_row["entry_hash"] = journal.entry_hashes(entry_row, facts)
+        entry_row["postings_hash"], entry_row["entry_hash"] = hashing.hashes(entry_row, lines)
         entry_lines[entry_row["id"]] = journal.entry_line(
             entry_row["id"], entry.key, entry_row["entry_hash"])
     if copy:
